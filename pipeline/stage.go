@@ -9,6 +9,7 @@ const (
 	DropSuppressed    = "suppressed"
 	DropNoDestination = "no_destination"
 	DropStale         = "stale"
+	DropDuplicate     = "duplicate"
 )
 
 // Envelope carries one ingest message through the finding stages (decode,

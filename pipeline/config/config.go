@@ -1,0 +1,255 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Frequencies GuardDuty accepts for findingPublishingFrequency.
+const (
+	FifteenMinutes = "FIFTEEN_MINUTES"
+	OneHour        = "ONE_HOUR"
+	SixHours       = "SIX_HOURS"
+)
+
+// FrequencyDuration maps a findingPublishingFrequency to its window length.
+var FrequencyDuration = map[string]time.Duration{
+	FifteenMinutes: 15 * time.Minute,
+	OneHour:        time.Hour,
+	SixHours:       6 * time.Hour,
+}
+
+// Duration is a time.Duration written as "5s", "90m" or "2160h" in YAML.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: expected a number with a unit such as 5s, 15m or 24h", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration in Go syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Config is the whole configuration file.
+type Config struct {
+	// DataDir is the data directory (default ./data).
+	DataDir string `yaml:"dataDir,omitempty"`
+	NATS    NATS   `yaml:"nats"`
+	HTTP    HTTP   `yaml:"http"`
+	// NewFindingDelay is how long a new finding may wait before its batch is
+	// sealed (default 5s).
+	NewFindingDelay Duration `yaml:"newFindingDelay,omitempty"`
+	// WindowOverride replaces every publishing-frequency window with this
+	// length. Test-only: it lets process and container tests run real
+	// windows in seconds. Never set it in production.
+	WindowOverride Duration `yaml:"windowOverride,omitempty"`
+	// Retention is how long findings stay in JetStream (default 2160h, 90 days).
+	Retention Duration `yaml:"retention,omitempty"`
+	// MaxBatchFindings and MaxBatchBytes bound one object (defaults 10000
+	// findings, 64 MiB of uncompressed JSON Lines).
+	MaxBatchFindings int `yaml:"maxBatchFindings,omitempty"`
+	MaxBatchBytes    int `yaml:"maxBatchBytes,omitempty"`
+	// DefaultDestination serves every account without a destination of its
+	// own or an administrator (none when absent).
+	DefaultDestination *Destination `yaml:"defaultDestination,omitempty"`
+	EventBus           EventBus     `yaml:"eventBus"`
+	Detectors          []Detector   `yaml:"detectors,omitempty"`
+}
+
+// NATS configures the connection and, when URL is empty, the embedded server.
+type NATS struct {
+	URL      string `yaml:"url,omitempty"`
+	Listen   string `yaml:"listen,omitempty"`
+	StoreDir string `yaml:"storeDir,omitempty"`
+	// Replicas of every stream and bucket: 1 on one node, 3 on a cluster.
+	Replicas int `yaml:"replicas,omitempty"`
+	// Durability is "strict" (default: sync_interval always) or "fast".
+	Durability string `yaml:"durability,omitempty"`
+}
+
+// HTTP configures the metrics, health and status listener.
+type HTTP struct {
+	Listen string `yaml:"listen,omitempty"`
+}
+
+// EventBus configures where events go.
+type EventBus struct {
+	NATS        NATSBus     `yaml:"nats"`
+	EventBridge EventBridge `yaml:"eventbridge"`
+}
+
+// NATSBus is the NATS event bus (subject guardduty.events.<region>.<account>).
+type NATSBus struct {
+	Enabled *bool `yaml:"enabled,omitempty"`
+}
+
+// On reports whether the NATS bus is enabled (default true).
+func (n NATSBus) On() bool { return n.Enabled == nil || *n.Enabled }
+
+// EventBridge is Amazon EventBridge (used when EventBusName is set).
+type EventBridge struct {
+	EventBusName string `yaml:"eventBusName,omitempty"`
+	Source       string `yaml:"source,omitempty"`
+	Endpoint     string `yaml:"endpoint,omitempty"`
+}
+
+// Detector is the export settings of one (account, Region).
+type Detector struct {
+	Account                    string           `yaml:"account"`
+	Region                     string           `yaml:"region"`
+	FindingPublishingFrequency string           `yaml:"findingPublishingFrequency,omitempty"`
+	Members                    []string         `yaml:"members,omitempty"`
+	Destinations               []Destination    `yaml:"destinations,omitempty"`
+	Filters                    []map[string]any `yaml:"filters,omitempty"`
+}
+
+// Destination is one publishing destination.
+type Destination struct {
+	DestinationType       string                `yaml:"destinationType"`
+	DestinationProperties DestinationProperties `yaml:"destinationProperties,omitempty"`
+	// Root is the directory of a LOCAL destination.
+	Root       string `yaml:"root,omitempty"`
+	Prefix     string `yaml:"prefix,omitempty"`
+	Encryption string `yaml:"encryption,omitempty"`
+	KeyFile    string `yaml:"keyFile,omitempty"`
+	Endpoint   string `yaml:"endpoint,omitempty"`
+}
+
+// DestinationProperties are GuardDuty's destinationProperties.
+type DestinationProperties struct {
+	DestinationArn string `yaml:"destinationArn,omitempty"`
+	KmsKeyArn      string `yaml:"kmsKeyArn,omitempty"`
+}
+
+// ErrInvalid is wrapped by every validation failure.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Load reads and parses a configuration file and applies defaults. It does
+// not validate; call Validate.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(b)
+}
+
+// Parse parses YAML configuration; unknown fields are errors so that a typo
+// never silently falls back to a default.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	if len(bytes.TrimSpace(b)) > 0 {
+		if err := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField()).Decode(&c); err != nil {
+			return nil, fmt.Errorf("%w: %s", ErrInvalid, yaml.FormatError(err, false, true))
+		}
+	}
+	return &c, nil
+}
+
+// ApplyDefaults fills every unset field with the defaults table's value.
+// dataDir overrides the file's dataDir when not empty.
+func (c *Config) ApplyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.NATS.Listen == "" {
+		c.NATS.Listen = "127.0.0.1:4222"
+	}
+	if c.NATS.StoreDir == "" {
+		c.NATS.StoreDir = filepath.Join(c.DataDir, "nats")
+	}
+	if c.NATS.Replicas == 0 {
+		c.NATS.Replicas = 1
+	}
+	if c.NATS.Durability == "" {
+		c.NATS.Durability = "strict"
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = "127.0.0.1:8480"
+	}
+	if c.NewFindingDelay == 0 {
+		c.NewFindingDelay = Duration(5 * time.Second)
+	}
+	if c.Retention == 0 {
+		c.Retention = Duration(90 * 24 * time.Hour)
+	}
+	if c.MaxBatchFindings == 0 {
+		c.MaxBatchFindings = 10_000
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = 64 << 20
+	}
+	if c.EventBus.EventBridge.Source == "" {
+		c.EventBus.EventBridge.Source = "gdexport.guardduty"
+	}
+	if d := c.DefaultDestination; d != nil {
+		if d.DestinationType == "" {
+			d.DestinationType = "LOCAL"
+		}
+		if d.Root == "" {
+			d.Root = filepath.Join(c.DataDir, "export")
+		}
+		if d.Encryption == "" {
+			d.Encryption = "envelope"
+		}
+		if d.KeyFile == "" {
+			d.KeyFile = filepath.Join(c.DataDir, "keys", "local-master.key")
+		}
+	}
+	for i := range c.Detectors {
+		dt := &c.Detectors[i]
+		if dt.FindingPublishingFrequency == "" {
+			dt.FindingPublishingFrequency = SixHours
+		}
+		for j := range dt.Destinations {
+			d := &dt.Destinations[j]
+			if d.Encryption == "" {
+				if d.DestinationType == "LOCAL" {
+					d.Encryption = "envelope"
+				} else {
+					d.Encryption = "sse-kms"
+				}
+			}
+			if d.KeyFile == "" && d.Encryption == "envelope" {
+				d.KeyFile = filepath.Join(c.DataDir, "keys", "local-master.key")
+			}
+		}
+	}
+}
+
+// Problem is one validation failure with its YAML path.
+type Problem struct {
+	Path    string
+	Message string
+}
+
+func (p Problem) String() string { return p.Path + ": " + p.Message }
+
+// Problems is every validation failure of a configuration.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return fmt.Sprintf("%s: %d problem(s):\n  %s", ErrInvalid, len(ps), strings.Join(lines, "\n  "))
+}
+
+// Unwrap lets errors.Is(err, ErrInvalid) hold.
+func (ps Problems) Unwrap() error { return ErrInvalid }

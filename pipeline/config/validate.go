@@ -1,0 +1,144 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/gdexport/gdexport/pipeline"
+)
+
+// Validate checks every field and returns Problems (nil when valid). It
+// never connects anywhere.
+func (c *Config) Validate() error {
+	var ps Problems
+	add := func(path, format string, args ...any) {
+		ps = append(ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+	}
+	if c.NATS.URL != "" && !strings.Contains(c.NATS.URL, "://") {
+		add("nats.url", "%q is not a URL: expected nats://host:port", c.NATS.URL)
+	}
+	if c.NATS.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.NATS.Listen); err != nil {
+			add("nats.listen", "%q is not host:port", c.NATS.Listen)
+		}
+	}
+	if c.NATS.Replicas < 0 || c.NATS.Replicas > 5 {
+		add("nats.replicas", "%d is out of range: expected 1 to 5", c.NATS.Replicas)
+	}
+	switch c.NATS.Durability {
+	case "", "strict", "fast":
+	default:
+		add("nats.durability", "%q: expected strict or fast", c.NATS.Durability)
+	}
+	if c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+			add("http.listen", "%q is not host:port", c.HTTP.Listen)
+		}
+	}
+	if c.NewFindingDelay < 0 || c.NewFindingDelay.D() > 5*time.Minute {
+		add("newFindingDelay", "%s is out of range: expected 0s to 5m (GuardDuty exports new findings within 5 minutes)", c.NewFindingDelay.D())
+	}
+	if c.WindowOverride < 0 {
+		add("windowOverride", "%s must not be negative", c.WindowOverride.D())
+	}
+	if c.MaxBatchFindings < 0 {
+		add("maxBatchFindings", "%d must not be negative", c.MaxBatchFindings)
+	}
+	if c.MaxBatchBytes < 0 {
+		add("maxBatchBytes", "%d must not be negative", c.MaxBatchBytes)
+	}
+	if src := c.EventBus.EventBridge.Source; strings.HasPrefix(src, "aws.") {
+		add("eventBus.eventbridge.source", "%q: EventBridge refuses custom sources that begin with \"aws.\"", src)
+	}
+	if d := c.DefaultDestination; d != nil {
+		validateDestination("defaultDestination", d, "", add)
+	}
+	seen := map[string]int{}
+	for i, dt := range c.Detectors {
+		p := fmt.Sprintf("detectors[%d]", i)
+		if !pipeline.ValidAccount(dt.Account) {
+			add(p+".account", "%q is not an AWS account id: expected 12 digits", dt.Account)
+		}
+		if !pipeline.ValidRegion(dt.Region) {
+			add(p+".region", "%q is not an AWS Region name such as us-east-1", dt.Region)
+		}
+		k := dt.Account + "/" + dt.Region
+		if j, dup := seen[k]; dup {
+			add(p, "account %s in %s is already declared by detectors[%d]: one detector per (account, Region)", dt.Account, dt.Region, j)
+		}
+		seen[k] = i
+		if _, ok := FrequencyDuration[dt.FindingPublishingFrequency]; !ok && dt.FindingPublishingFrequency != "" {
+			add(p+".findingPublishingFrequency", "%q: expected FIFTEEN_MINUTES, ONE_HOUR or SIX_HOURS", dt.FindingPublishingFrequency)
+		}
+		for j, m := range dt.Members {
+			if !pipeline.ValidAccount(m) {
+				add(fmt.Sprintf("%s.members[%d]", p, j), "%q is not an AWS account id: expected 12 digits", m)
+			} else if m == dt.Account {
+				add(fmt.Sprintf("%s.members[%d]", p, j), "%q is the administrator itself", m)
+			}
+		}
+		for j := range dt.Destinations {
+			validateDestination(fmt.Sprintf("%s.destinations[%d]", p, j), &dt.Destinations[j], dt.Region, add)
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+func validateDestination(p string, d *Destination, region string, add func(path, format string, args ...any)) {
+	switch d.DestinationType {
+	case "LOCAL":
+		if d.Root == "" {
+			add(p+".root", "a LOCAL destination needs a root directory")
+		}
+	case "S3":
+		arn := d.DestinationProperties.DestinationArn
+		if arn == "" {
+			add(p+".destinationProperties.destinationArn", "an S3 destination needs a bucket ARN such as arn:aws:s3:::my-bucket/prefix")
+		} else if !strings.HasPrefix(arn, "arn:aws:s3:::") && !strings.HasPrefix(arn, "arn:aws-us-gov:s3:::") && !strings.HasPrefix(arn, "arn:aws-cn:s3:::") {
+			add(p+".destinationProperties.destinationArn", "%q is not an S3 bucket ARN: expected arn:aws:s3:::bucket[/prefix]", arn)
+		}
+		if d.DestinationProperties.KmsKeyArn == "" {
+			add(p+".destinationProperties.kmsKeyArn", "an S3 destination needs a KMS key ARN (GuardDuty encrypts every export)")
+		}
+	case "":
+		add(p+".destinationType", "missing: expected S3 or LOCAL")
+	default:
+		add(p+".destinationType", "%q: expected S3 or LOCAL", d.DestinationType)
+	}
+	switch d.Encryption {
+	case "", pipeline.EncryptionEnvelope:
+	case pipeline.EncryptionSSEKMS:
+		if d.DestinationType == "LOCAL" {
+			add(p+".encryption", "sse-kms needs an S3 store; a LOCAL destination uses envelope")
+		}
+	default:
+		add(p+".encryption", "%q: expected sse-kms or envelope", d.Encryption)
+	}
+	if err := CheckPrefix(d.Prefix); err != nil {
+		add(p+".prefix", "%v", err)
+	}
+}
+
+// CheckPrefix refuses object-key prefixes that could escape their folder or
+// confuse readers: "..", a leading "/", control characters.
+func CheckPrefix(prefix string) error {
+	if strings.HasPrefix(prefix, "/") {
+		return fmt.Errorf("%q must not start with /", prefix)
+	}
+	for _, part := range strings.Split(prefix, "/") {
+		if part == ".." {
+			return fmt.Errorf("%q must not contain ..", prefix)
+		}
+	}
+	for _, r := range prefix {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%q must not contain control characters", prefix)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,149 @@
+package natsx
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream, subject, bucket and consumer names of the defaults table
+// (DESIGN.md §3). They are part of gdexport's contract with its users.
+const (
+	StreamFindings   = "FINDINGS"
+	StreamDeadLetter = "DEADLETTER"
+	StreamEvents     = "EVENTS"
+	StreamBatches    = "BATCHES"
+
+	SubjectFindings      = "findings.>"
+	SubjectDeadLetter    = "deadletter.findings"
+	SubjectEvents        = "guardduty.events.>"
+	SubjectNotifications = "gdexport.notifications.>"
+	SubjectBatches       = "gdexport.batches.>"
+
+	// HeaderReason carries the dead-letter reason.
+	HeaderReason = "Gdexport-Reason"
+	// HeaderSubject and HeaderSeq record where a dead-lettered message came from.
+	HeaderSubject = "Gdexport-Subject"
+	HeaderSeq     = "Gdexport-Seq"
+
+	BucketDestinations = "gdexport_destinations"
+	BucketDetectors    = "gdexport_detectors"
+	BucketExported     = "gdexport_exported"
+
+	ConsumerIngest  = "ingest"
+	ConsumerObjects = "objects"
+	ConsumerEvents  = "events"
+)
+
+// TopologyConfig sizes the streams and buckets.
+type TopologyConfig struct {
+	// Replicas is the replica count of every stream and bucket (1 on a
+	// single node, 3 on a cluster).
+	Replicas int
+	// Retention is how long findings (and what refers to them) are kept:
+	// GuardDuty's 90 days by default.
+	Retention time.Duration
+	// EventRetention is how long events stay on the EVENTS stream (7 days).
+	EventRetention time.Duration
+	// IngestAckWait is the ingest consumer's ack wait; it must exceed
+	// newFindingDelay plus the time a seal takes.
+	IngestAckWait time.Duration
+	// IngestMaxAckPending bounds the findings held unacked across workers.
+	IngestMaxAckPending int
+}
+
+func (c *TopologyConfig) defaults() {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.Retention <= 0 {
+		c.Retention = 90 * 24 * time.Hour
+	}
+	if c.EventRetention <= 0 {
+		c.EventRetention = 7 * 24 * time.Hour
+	}
+	if c.IngestAckWait <= 0 {
+		c.IngestAckWait = 60 * time.Second
+	}
+	if c.IngestMaxAckPending <= 0 {
+		c.IngestMaxAckPending = 100_000
+	}
+}
+
+// Topology is the set of JetStream resources a worker uses.
+type Topology struct {
+	Findings     jetstream.Stream
+	Batches      jetstream.Stream
+	Destinations jetstream.KeyValue
+	Detectors    jetstream.KeyValue
+	Exported     jetstream.KeyValue
+	Ingest       jetstream.Consumer
+	Config       TopologyConfig
+}
+
+// Ensure creates or updates every stream, bucket and durable consumer.
+// It is idempotent: each worker calls it at start, and a second call with
+// the same configuration changes nothing.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*Topology, error) {
+	cfg.defaults()
+	t := &Topology{Config: cfg}
+	var err error
+	streams := []jetstream.StreamConfig{
+		{Name: StreamFindings, Subjects: []string{SubjectFindings}, MaxAge: cfg.Retention, AllowDirect: true,
+			Description: "GuardDuty findings as published, one message per finding version"},
+		{Name: StreamDeadLetter, Subjects: []string{SubjectDeadLetter}, MaxAge: cfg.Retention,
+			Description: "findings the pipeline refused, with the reason in Gdexport-Reason"},
+		{Name: StreamEvents, Subjects: []string{SubjectEvents, SubjectNotifications}, MaxAge: cfg.EventRetention,
+			Description: "one GuardDuty Finding event per exported finding; destination status notifications"},
+		{Name: StreamBatches, Subjects: []string{SubjectBatches}, MaxAge: cfg.Retention, AllowDirect: true,
+			Description: "sealed batches: the composition of every exported object, as references"},
+	}
+	for _, sc := range streams {
+		sc.Replicas = cfg.Replicas
+		sc.Storage = jetstream.FileStorage
+		s, err := js.CreateOrUpdateStream(ctx, sc)
+		if err != nil {
+			return nil, fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+		switch sc.Name {
+		case StreamFindings:
+			t.Findings = s
+		case StreamBatches:
+			t.Batches = s
+		}
+	}
+	buckets := []struct {
+		kv   *jetstream.KeyValue
+		name string
+		ttl  time.Duration
+		desc string
+	}{
+		{&t.Destinations, BucketDestinations, 0, "publishing destinations per (account, Region)"},
+		{&t.Detectors, BucketDetectors, 0, "detector settings per (account, Region): finding publishing frequency"},
+		{&t.Exported, BucketExported, cfg.Retention, "latest finding version each destination has sealed for export"},
+	}
+	for _, b := range buckets {
+		*b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: b.name, Description: b.desc, TTL: b.ttl, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ensure bucket %s: %w", b.name, err)
+		}
+	}
+	t.Ingest, err = js.CreateOrUpdateConsumer(ctx, StreamFindings, jetstream.ConsumerConfig{
+		Durable:       ConsumerIngest,
+		Description:   "decode, filter, route and batch findings; shared by every worker",
+		FilterSubject: SubjectFindings,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.IngestAckWait,
+		MaxAckPending: cfg.IngestMaxAckPending,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s on %s: %w", ConsumerIngest, StreamFindings, err)
+	}
+	return t, nil
+}

@@ -1,0 +1,177 @@
+package window
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gdexport/gdexport/pipeline"
+)
+
+// NewLaneConfig bounds the batches of the new-findings lane.
+type NewLaneConfig struct {
+	// Delay is newFindingDelay: the longest a new finding waits for its
+	// batch to be sealed.
+	Delay time.Duration
+	// MaxFindings and MaxBytes seal a batch early when it reaches them.
+	MaxFindings int
+	MaxBytes    int
+	// Sealers is how many batches may be sealing at once.
+	Sealers int
+}
+
+type openBatch struct {
+	dest    *pipeline.Destination
+	opened  time.Time
+	byID    map[string]*entry
+	order   []*entry
+	holds   []*Hold
+	bytes   int
+	sealing bool
+}
+
+// NewLane is the new-findings lane. Add is safe for concurrent use.
+type NewLane struct {
+	cfg    NewLaneConfig
+	sealer *Sealer
+	log    *slog.Logger
+	clock  func() time.Time
+
+	mu    sync.Mutex
+	open  map[string]*openBatch // by destination id
+	queue chan *openBatch
+	wg    sync.WaitGroup
+	// OnSealed, if set, is called after each successful seal.
+	OnSealed func(*pipeline.Batch)
+}
+
+// NewNewLane returns a lane; Run must be called for batches to be sealed.
+func NewNewLane(cfg NewLaneConfig, sealer *Sealer, log *slog.Logger) *NewLane {
+	if cfg.Sealers <= 0 {
+		cfg.Sealers = 4
+	}
+	return &NewLane{cfg: cfg, sealer: sealer, log: log, clock: sealer.clock,
+		open: map[string]*openBatch{}, queue: make(chan *openBatch, cfg.Sealers)}
+}
+
+// Add puts a finding version bound for dest into the destination's open
+// batch. A later version of an id already in the batch replaces it (the
+// merged message is resolved with the batch). Add blocks while the sealers
+// are saturated, which is how the lane pushes back on ingest.
+func (l *NewLane) Add(f *pipeline.Finding, dest *pipeline.Destination, h *Hold) {
+	l.mu.Lock()
+	ob := l.open[dest.ID]
+	if ob == nil {
+		ob = &openBatch{dest: dest, opened: l.clock(), byID: map[string]*entry{}}
+		l.open[dest.ID] = ob
+	}
+	ob.holds = append(ob.holds, h)
+	if e, ok := ob.byID[f.ID]; ok {
+		switch {
+		case f.Newer(e.f.UpdatedAt, e.f.Count):
+			ob.bytes += len(f.Raw) - len(e.f.Raw)
+			e.f = f
+			e.holds = []*Hold{h}
+		case f.UpdatedAt == e.f.UpdatedAt && f.Count == e.f.Count:
+			e.holds = append(e.holds, h) // the same version published twice
+		}
+	} else {
+		e := &entry{f: f, holds: []*Hold{h}}
+		ob.byID[f.ID] = e
+		ob.order = append(ob.order, e)
+		ob.bytes += len(f.Raw) + 1
+	}
+	var full *openBatch
+	if len(ob.order) >= l.cfg.MaxFindings || ob.bytes >= l.cfg.MaxBytes {
+		full = ob
+		delete(l.open, dest.ID)
+	}
+	l.mu.Unlock()
+	if full != nil {
+		l.queue <- full
+	}
+}
+
+// Run seals batches as they come due until ctx ends, then seals every open
+// batch within the grace of drainCtx (a shutdown finishes in-flight work).
+func (l *NewLane) Run(ctx, drainCtx context.Context) {
+	for i := 0; i < l.cfg.Sealers; i++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ob := range l.queue {
+				l.seal(drainCtx, ob)
+			}
+		}()
+	}
+	tick := time.NewTicker(max(l.cfg.Delay/10, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			l.flushAll(drainCtx)
+			close(l.queue)
+			l.wg.Wait()
+			return
+		case <-tick.C:
+			l.flushDue(drainCtx)
+		}
+	}
+}
+
+func (l *NewLane) flushDue(ctx context.Context) {
+	now := l.clock()
+	var due []*openBatch
+	l.mu.Lock()
+	for id, ob := range l.open {
+		if now.Sub(ob.opened) >= l.cfg.Delay {
+			due = append(due, ob)
+			delete(l.open, id)
+		}
+	}
+	l.mu.Unlock()
+	for _, ob := range due {
+		select {
+		case l.queue <- ob:
+		case <-ctx.Done():
+			l.release(ob)
+		}
+	}
+}
+
+func (l *NewLane) flushAll(ctx context.Context) {
+	l.mu.Lock()
+	all := make([]*openBatch, 0, len(l.open))
+	for id, ob := range l.open {
+		all = append(all, ob)
+		delete(l.open, id)
+	}
+	l.mu.Unlock()
+	for _, ob := range all {
+		select {
+		case l.queue <- ob:
+		case <-ctx.Done():
+			l.release(ob)
+		}
+	}
+}
+
+// release gives an unsealed batch's messages back to JetStream.
+func (l *NewLane) release(ob *openBatch) {
+	for _, h := range ob.holds {
+		h.Done(false)
+	}
+}
+
+func (l *NewLane) seal(ctx context.Context, ob *openBatch) {
+	b, err := l.sealer.Seal(ctx, &sealRequest{dest: ob.dest, lane: pipeline.LaneNew, entries: ob.order, holds: ob.holds})
+	if err != nil {
+		l.log.Warn("seal failed; its findings will be redelivered",
+			slog.String("destination", ob.dest.ID), slog.Int("findings", len(ob.order)), slog.Any("error", err))
+		return
+	}
+	if b != nil && l.OnSealed != nil {
+		l.OnSealed(b)
+	}
+}

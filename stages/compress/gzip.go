@@ -1,0 +1,166 @@
+package compress
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// Level is the klauspost/compress gzip level Gzip uses. On batches of
+// GuardDuty findings it compresses about 1.7 times as fast as the standard
+// library's level 6 with output up to about 15% larger (3% for batches of
+// ten findings). Levels 7 and 8 come closer in size but are no faster than
+// the standard library, and level 9, the only one smaller, is a third slower;
+// BenchmarkGzip, BenchmarkStdlibGzip and TestGzipSize measure it.
+const Level = 6
+
+var (
+	// ErrBadLine means a line passed to Gzip is empty or contains a newline,
+	// so it cannot be one JSON Lines record.
+	ErrBadLine = errors.New("compress: line is not a single JSON Lines record")
+	// ErrCorrupt means Gunzip's input is not a complete, valid gzip stream.
+	ErrCorrupt = errors.New("compress: invalid gzip stream")
+)
+
+// appendWriter is an io.Writer that appends to a byte slice; it lets Gzip
+// write straight into the caller's dst.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// stageSize is how many bytes of lines Gzip gathers before one Write: one
+// Write per 3 KB line costs about 7% of the throughput.
+const stageSize = 64 << 10
+
+// encoder is a gzip writer, its sink and a staging buffer, pooled together:
+// a klauspost writer holds several hundred KB of tables worth reusing.
+type encoder struct {
+	out   appendWriter
+	zw    *gzip.Writer
+	stage []byte
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{}
+	zw, err := gzip.NewWriterLevel(&e.out, Level)
+	if err != nil {
+		panic(fmt.Sprintf("compress: level %d: %v", Level, err)) // Level is a valid constant
+	}
+	e.zw = zw
+	e.stage = make([]byte, 0, stageSize)
+	return e
+}}
+
+var newline = []byte{'\n'}
+
+// Gzip appends to dst the gzip of lines as JSON Lines (each line followed by
+// "\n") and returns the extended slice. Each line must be one compact JSON
+// value: non-empty and without "\n", else Gzip fails with ErrBadLine and
+// returns dst unchanged. The same lines always give identical bytes. Gzip is
+// safe for concurrent use; it reuses pooled writers.
+func Gzip(dst []byte, lines [][]byte) ([]byte, error) {
+	for i, l := range lines {
+		if len(l) == 0 {
+			return dst, fmt.Errorf("line %d is empty: %w", i, ErrBadLine)
+		}
+		if j := bytes.IndexByte(l, '\n'); j >= 0 {
+			return dst, fmt.Errorf("line %d has a newline at byte %d: %w", i, j, ErrBadLine)
+		}
+	}
+	e := encoders.Get().(*encoder)
+	defer func() {
+		e.out.b = nil // never keep the caller's buffer alive in the pool
+		encoders.Put(e)
+	}()
+	e.out.b = dst
+	e.zw.Reset(&e.out) // clears Header too: no name, no mtime, OS 255
+	// Writes to appendWriter cannot fail, so neither can the gzip writes.
+	stage := e.stage[:0]
+	for _, l := range lines {
+		if len(stage)+len(l)+1 > cap(stage) {
+			_, _ = e.zw.Write(stage)
+			stage = stage[:0]
+			if len(l)+1 > cap(stage) {
+				_, _ = e.zw.Write(l)
+				_, _ = e.zw.Write(newline)
+				continue
+			}
+		}
+		stage = append(stage, l...)
+		stage = append(stage, '\n')
+	}
+	_, _ = e.zw.Write(stage)
+	if err := e.zw.Close(); err != nil {
+		return dst, fmt.Errorf("compress: close gzip writer: %w", err)
+	}
+	return e.out.b, nil
+}
+
+// Gunzip reads a whole gzip stream (concatenated members included) from r
+// and returns the decompressed bytes. A stream that is not gzip, is cut
+// short or fails its checksum gives an error wrapping ErrCorrupt; an error
+// from r itself is returned wrapped as it is.
+func Gunzip(r io.Reader) ([]byte, error) {
+	cr := &countingReader{r: r}
+	zr, err := gzip.NewReader(cr)
+	if err != nil {
+		return nil, classify(cr, err)
+	}
+	defer zr.Close()
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, classify(cr, err)
+	}
+	return out, nil
+}
+
+// countingReader remembers an error from the underlying reader so Gunzip can
+// tell a failing source apart from a corrupt stream.
+type countingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
+
+func classify(cr *countingReader, err error) error {
+	if cr.err != nil && errors.Is(err, cr.err) {
+		return fmt.Errorf("compress: read gzip stream: %w", err)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: truncated: %w", ErrCorrupt, err)
+	}
+	return fmt.Errorf("%w: %w", ErrCorrupt, err)
+}
+
+// SplitLines splits JSON Lines into its records, without their "\n". A
+// trailing line without "\n" is kept; empty lines are skipped. The records
+// share jsonl's memory.
+func SplitLines(jsonl []byte) [][]byte {
+	lines := make([][]byte, 0, bytes.Count(jsonl, newline)+1)
+	for len(jsonl) > 0 {
+		i := bytes.IndexByte(jsonl, '\n')
+		if i < 0 {
+			lines = append(lines, jsonl)
+			break
+		}
+		if i > 0 {
+			lines = append(lines, jsonl[:i])
+		}
+		jsonl = jsonl[i+1:]
+	}
+	return lines
+}

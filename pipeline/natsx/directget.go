@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // StoredMsg is one message read from a stream with a direct get.
@@ -26,27 +28,157 @@ var ErrDirectGet = errors.New("direct get")
 // direct get.
 const maxMultiLast = 1024
 
+// getWindow bounds the single-message direct gets in flight at once: enough
+// to hide the round trip, few enough that the replies (up to getWindow
+// findings) never flood the connection.
+const getWindow = 128
+
 type directGetRequest struct {
 	Seq       uint64   `json:"seq,omitempty"`
 	Batch     int      `json:"batch,omitempty"`
 	MultiLast []string `json:"multi_last,omitempty"`
 }
 
-// directBatch sends one batched direct get and collects the answers until the
-// server's end-of-batch marker. A "no results" answer is an empty result.
-func directBatch(ctx context.Context, nc *nats.Conn, stream string, req directGetRequest, fn func(StoredMsg)) error {
-	body, err := json.Marshal(req)
+func directSubject(stream string) string { return "$JS.API.DIRECT.GET." + stream }
+
+// parseStored reads a direct-get reply. found is false for a 404 (no such
+// message); any other status is an error.
+func parseStored(stream string, m *nats.Msg) (sm StoredMsg, found bool, err error) {
+	switch status := m.Header.Get("Status"); status {
+	case "":
+	case "404":
+		return sm, false, nil
+	default:
+		return sm, false, fmt.Errorf("%w on %s: status %s %s", ErrDirectGet, stream, status, m.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+	if err != nil {
+		return sm, false, fmt.Errorf("%w on %s: bad Nats-Sequence %q", ErrDirectGet, stream, m.Header.Get("Nats-Sequence"))
+	}
+	return StoredMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Header: m.Header, Data: m.Data}, true, nil
+}
+
+// GetSeqs reads the messages with the given sequences from a stream with
+// AllowDirect. Requests are pipelined, at most getWindow in flight, and each
+// asks for exactly one message, so the replies never exceed what was asked
+// for. A sequence is absent from the result only when the stream's leader
+// confirms it no longer exists (expired or deleted): a direct get may be
+// served by a replica that lags behind, so its "not found" is checked
+// against the leader before it is believed. Any other failure is an error
+// and nothing is reported missing.
+func GetSeqs(ctx context.Context, nc *nats.Conn, stream string, seqs []uint64) (map[uint64]StoredMsg, error) {
+	want := slices.Clone(seqs)
+	slices.Sort(want)
+	want = slices.Compact(want)
+	out := make(map[uint64]StoredMsg, len(want))
+	if len(want) == 0 {
+		return out, nil
+	}
+	prefix := nc.NewInbox()
+	ch := make(chan *nats.Msg, getWindow+1)
+	sub, err := nc.ChanSubscribe(prefix+".*", ch)
+	if err != nil {
+		return nil, fmt.Errorf("direct get on %s: %w", stream, err)
+	}
+	defer sub.Unsubscribe()
+
+	var notFound []uint64
+	sent, inFlight := 0, 0
+	for sent < len(want) || inFlight > 0 {
+		for inFlight < getWindow && sent < len(want) {
+			body := strconv.AppendUint([]byte(`{"seq":`), want[sent], 10)
+			body = append(body, '}')
+			reply := prefix + "." + strconv.FormatUint(want[sent], 10)
+			if err := nc.PublishMsg(&nats.Msg{Subject: directSubject(stream), Reply: reply, Data: body}); err != nil {
+				return nil, fmt.Errorf("direct get on %s: %w", stream, err)
+			}
+			sent++
+			inFlight++
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("direct get on %s: %d of %d replies: %w", stream, len(out)+len(notFound), len(want), ctx.Err())
+		case m := <-ch:
+			inFlight--
+			sm, found, err := parseStored(stream, m)
+			if err != nil {
+				return nil, err
+			}
+			if !found {
+				seq, perr := strconv.ParseUint(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:], 10, 64)
+				if perr != nil {
+					return nil, fmt.Errorf("%w on %s: reply on unexpected subject %s", ErrDirectGet, stream, m.Subject)
+				}
+				notFound = append(notFound, seq)
+				continue
+			}
+			out[sm.Seq] = sm
+		}
+	}
+	if len(notFound) > 0 {
+		if err := confirmMissing(ctx, nc, stream, notFound, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// confirmMissing asks the stream's leader (the non-direct message API) for
+// sequences a direct get did not find; those it finds are added to out.
+func confirmMissing(ctx context.Context, nc *nats.Conn, stream string, seqs []uint64, out map[uint64]StoredMsg) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	for _, seq := range seqs {
+		raw, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("get message %d of %s: %w", seq, stream, err)
+		}
+		out[seq] = StoredMsg{Subject: raw.Subject, Seq: raw.Sequence, Header: raw.Header, Data: raw.Data}
+	}
+	return nil
+}
+
+// LastForSubjects reads the last message of each subject (for a KV bucket:
+// the current value of each key) in batches of the server's limit. Subjects
+// without a message are absent from the result. A replica may answer and
+// may lag behind its leader; callers that act on the result write with
+// compare-and-set against the revisions read, which the leader enforces.
+func LastForSubjects(ctx context.Context, nc *nats.Conn, stream string, subjects []string) (map[string]StoredMsg, error) {
+	out := make(map[string]StoredMsg, len(subjects))
+	for i := 0; i < len(subjects); i += maxMultiLast {
+		chunk := subjects[i:min(i+maxMultiLast, len(subjects))]
+		if err := multiLast(ctx, nc, stream, chunk, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// multiLast sends one multi-last direct get and collects the answers until
+// the server's end-of-batch marker (status 204). The channel holds every
+// possible reply (one per subject, plus the marker), so none is dropped.
+func multiLast(ctx context.Context, nc *nats.Conn, stream string, subjects []string, out map[string]StoredMsg) error {
+	body, err := json.Marshal(directGetRequest{MultiLast: subjects, Batch: len(subjects)})
 	if err != nil {
 		return err
 	}
 	inbox := nc.NewRespInbox()
-	ch := make(chan *nats.Msg, 1024)
+	ch := make(chan *nats.Msg, len(subjects)+2)
 	sub, err := nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return fmt.Errorf("direct get on %s: %w", stream, err)
 	}
 	defer sub.Unsubscribe()
-	if err := nc.PublishMsg(&nats.Msg{Subject: "$JS.API.DIRECT.GET." + stream, Reply: inbox, Data: body}); err != nil {
+	if err := nc.PublishMsg(&nats.Msg{Subject: directSubject(stream), Reply: inbox, Data: body}); err != nil {
 		return fmt.Errorf("direct get on %s: %w", stream, err)
 	}
 	for {
@@ -54,80 +186,15 @@ func directBatch(ctx context.Context, nc *nats.Conn, stream string, req directGe
 		case <-ctx.Done():
 			return fmt.Errorf("direct get on %s: %w", stream, ctx.Err())
 		case m := <-ch:
-			status := m.Header.Get("Status")
-			switch status {
-			case "":
-			case "204":
+			switch m.Header.Get("Status") {
+			case "204", "404": // end of batch; nothing (more) found
 				return nil
-			case "404":
-				return nil
-			default:
-				return fmt.Errorf("%w on %s: status %s %s", ErrDirectGet, stream, status, m.Header.Get("Description"))
 			}
-			seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+			sm, _, err := parseStored(stream, m)
 			if err != nil {
-				return fmt.Errorf("%w on %s: bad Nats-Sequence %q", ErrDirectGet, stream, m.Header.Get("Nats-Sequence"))
+				return err
 			}
-			fn(StoredMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Header: m.Header, Data: m.Data})
+			out[sm.Subject] = sm
 		}
 	}
-}
-
-// GetSeqs reads the messages with the given sequences from a stream with
-// AllowDirect, in as few requests as the sequences' spread allows. Sequences
-// that no longer exist (expired, deleted) are absent from the result.
-func GetSeqs(ctx context.Context, nc *nats.Conn, stream string, seqs []uint64) (map[uint64]StoredMsg, error) {
-	want := slices.Clone(seqs)
-	slices.Sort(want)
-	want = slices.Compact(want)
-	out := make(map[uint64]StoredMsg, len(want))
-	const maxSpan = 4096 // read at most this many sequences past a wanted one
-	for i := 0; i < len(want); {
-		start := want[i]
-		j := i
-		for j+1 < len(want) && want[j+1]-start < maxSpan {
-			j++
-		}
-		needed := make(map[uint64]struct{}, j-i+1)
-		for _, s := range want[i : j+1] {
-			needed[s] = struct{}{}
-		}
-		// The server ends a batch early past its byte limit; ask again from
-		// where it stopped until the span is covered.
-		for from := start; from <= want[j]; {
-			last := uint64(0)
-			err := directBatch(ctx, nc, stream, directGetRequest{Seq: from, Batch: int(want[j]-from) + 1}, func(m StoredMsg) {
-				last = m.Seq
-				if _, ok := needed[m.Seq]; ok {
-					out[m.Seq] = m
-				}
-			})
-			if err != nil {
-				return nil, err
-			}
-			if last == 0 {
-				break // nothing at or after from
-			}
-			from = last + 1
-		}
-		i = j + 1
-	}
-	return out, nil
-}
-
-// LastForSubjects reads the last message of each subject (for a KV bucket:
-// the current value of each key) in batches of the server's limit. Subjects
-// without a message are absent from the result.
-func LastForSubjects(ctx context.Context, nc *nats.Conn, stream string, subjects []string) (map[string]StoredMsg, error) {
-	out := make(map[string]StoredMsg, len(subjects))
-	for i := 0; i < len(subjects); i += maxMultiLast {
-		chunk := subjects[i:min(i+maxMultiLast, len(subjects))]
-		err := directBatch(ctx, nc, stream, directGetRequest{MultiLast: chunk, Batch: len(chunk)}, func(m StoredMsg) {
-			out[m.Subject] = m
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }

@@ -42,6 +42,8 @@ func (m *fakeMsg) NakWithDelay(time.Duration) error {
 	return nil
 }
 
+func (m *fakeMsg) InProgress() error { return nil }
+
 func (m *fakeMsg) counts() (int, int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -1,0 +1,42 @@
+# gdexport — see README.md. Everything here needs only Go, make, git, python3
+# and (for `make test`'s container tests) the Docker engine.
+GO        ?= go
+BIN       := bin/gdexport
+PKGS      := ./...
+FUZZTIME  ?= 30s
+export TESTCONTAINERS_RYUK_DISABLED := true
+export TESTCONTAINERS_HOST_OVERRIDE := 127.0.0.1
+
+.PHONY: build run test test-unit lint fuzz bench clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/gdexport
+
+run: build
+	./deployments/local/run.sh
+
+# All tests: unit, end-to-end on embedded NATS, multi-process, fuzz seed
+# corpora, and the integration suite (build tag integration).
+test: build
+	$(GO) test -count=1 -timeout 45m -tags integration $(PKGS)
+
+test-unit:
+	$(GO) test -count=1 $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags integration $(PKGS)
+
+# Runs every fuzz target for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	rm -rf bin data

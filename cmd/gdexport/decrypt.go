@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gdexport/gdexport/stages/compress"
+	"github.com/gdexport/gdexport/stages/encrypt"
+)
+
+func decryptCmd(g *globals) *cobra.Command {
+	var keyFile string
+	c := &cobra.Command{
+		Use:   "decrypt FILE...",
+		Short: "Print exported objects (.jsonl.gz.enc envelope files, or plain .jsonl.gz) as JSON Lines",
+		Long: `Print exported objects as JSON Lines on stdout, one finding per line, exactly as exported.
+
+An envelope-encrypted object (.enc) is opened with the key named in its header: the
+local master key file (--key-file, default <data-dir>/keys/local-master.key).
+A plain .jsonl.gz object is only decompressed.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if keyFile == "" {
+				dir := g.dataDir
+				if dir == "" {
+					dir = "./data"
+				}
+				keyFile = filepath.Join(dir, "keys", "local-master.key")
+			}
+			var local *encrypt.Local
+			resolve := func(provider, keyID string) (encrypt.KeyProvider, error) {
+				if provider != encrypt.ProviderLocal {
+					return nil, fmt.Errorf("object needs key provider %q (key %s), which decrypt does not support yet", provider, keyID)
+				}
+				if local == nil {
+					l, err := encrypt.LoadLocal(keyFile)
+					if err != nil {
+						return nil, err
+					}
+					local = l
+				}
+				return local, nil
+			}
+			for _, name := range args {
+				if err := decryptOne(cmd.Context(), g, name, resolve); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&keyFile, "key-file", "", "local master key file (default <data-dir>/keys/local-master.key)")
+	return c
+}
+
+func decryptOne(ctx context.Context, g *globals, name string, resolve encrypt.Resolver) error {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	gz := data
+	if _, _, _, herr := encrypt.Header(data); herr == nil {
+		if gz, err = encrypt.Open(ctx, resolve, data); err != nil {
+			return err
+		}
+	} else if strings.HasSuffix(name, ".enc") {
+		return herr
+	}
+	lines, err := compress.Gunzip(bytes.NewReader(gz))
+	if err != nil {
+		return err
+	}
+	_, err = g.stdout.Write(lines)
+	return err
+}

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/gdexport/gdexport/pipeline"
+	"github.com/gdexport/gdexport/pipeline/natsx"
+	"github.com/gdexport/gdexport/stages/decode"
+	"github.com/gdexport/gdexport/testing/generator"
+)
+
+const defaultNATSURL = "nats://127.0.0.1:4222"
+
+func (g *globals) clientURL() string {
+	if g.natsURL != "" {
+		return g.natsURL
+	}
+	return defaultNATSURL
+}
+
+// connectJetStream connects a client, waiting up to wait for the server and
+// its FINDINGS stream to exist (so a script can publish right after starting
+// a worker).
+func connectJetStream(ctx context.Context, url string, wait time.Duration) (*nats.Conn, jetstream.JetStream, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		nc, err := nats.Connect(url, nats.Name("gdexport-cli"))
+		if err == nil {
+			js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+			if err != nil {
+				nc.Close()
+				return nil, nil, err
+			}
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err = js.Stream(sctx, natsx.StreamFindings)
+			cancel()
+			if err == nil {
+				return nc, js, nil
+			}
+			nc.Close()
+			if !errors.Is(err, jetstream.ErrStreamNotFound) && time.Now().After(deadline) {
+				return nil, nil, fmt.Errorf("stream %s at %s: %w", natsx.StreamFindings, url, err)
+			}
+			if time.Now().After(deadline) {
+				return nil, nil, fmt.Errorf("stream %s does not exist at %s: start `gdexport run` first (or pass --wait)", natsx.StreamFindings, url)
+			}
+		} else if time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("connect to NATS at %s: %w (is `gdexport run` running? --nats-url or NATS_URL select another server)", url, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// publisher publishes findings asynchronously and counts what the server
+// stored.
+type publisher struct {
+	js        jetstream.JetStream
+	published atomic.Int64
+	failed    atomic.Int64
+	firstErr  atomic.Value
+}
+
+func (p *publisher) publish(subject, msgID string, data []byte) error {
+	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	if msgID != "" {
+		m.Header.Set(jetstream.MsgIDHeader, msgID)
+	}
+	fut, err := p.js.PublishMsgAsync(m)
+	if err != nil {
+		return fmt.Errorf("publish to %s: %w", subject, err)
+	}
+	go func() {
+		select {
+		case <-fut.Ok():
+			p.published.Add(1)
+		case err := <-fut.Err():
+			p.failed.Add(1)
+			p.firstErr.CompareAndSwap(nil, err)
+		}
+	}()
+	return nil
+}
+
+func (p *publisher) wait(ctx context.Context, total int64) error {
+	select {
+	case <-p.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(2 * time.Minute):
+		return errors.New("timed out waiting for the server to acknowledge published findings")
+	}
+	// The futures' goroutines count after completion; wait for them.
+	for p.published.Load()+p.failed.Load() < total {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func publishCmd(g *globals) *cobra.Command {
+	var (
+		generate int
+		seed     int64
+		wait     time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "publish [FILE|-]...",
+		Short: "Publish findings from files or stdin ('-'), or generated ones, to findings.<region>.<accountId>",
+		Long: `Publish GuardDuty findings to findings.<region>.<accountId> with Nats-Msg-Id <id>:<updatedAt>.
+
+Accepted forms: a finding, a JSON array, JSON Lines, aws guardduty get-findings output
+({"Findings":[…]} PascalCase or {"findings":[…]} camelCase), EventBridge events.
+Refused (reported with file, position and reason; exit status 1): what cannot be routed —
+not JSON, no accountId or region, a filter document, an event of another detail-type.
+The pipeline judges everything else and dead-letters what it cannot export.
+
+--generate N publishes N realistic generated finding versions instead (--seed S).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if generate == 0 && len(args) == 0 {
+				return &exitError{code: 2, err: errors.New("nothing to publish: give FILE arguments, '-' for stdin, or --generate N")}
+			}
+			if generate < 0 {
+				return &exitError{code: 2, err: fmt.Errorf("--generate %d: expected a positive number of findings", generate)}
+			}
+			ctx := cmd.Context()
+			nc, js, err := connectJetStream(ctx, g.clientURL(), wait)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			p := &publisher{js: js}
+			var total, refused int64
+			if generate > 0 {
+				err := generator.Generate(generator.Config{Seed: seed, Versions: generate}, func(raw []byte) error {
+					f, err := decode.Decode(raw)
+					if err != nil {
+						return fmt.Errorf("generator made an invalid finding: %w", err)
+					}
+					total++
+					return p.publish(pipeline.IngestSubject(f.Region, f.AccountID), f.VersionKey(), f.Raw)
+				})
+				if err != nil {
+					return err
+				}
+			}
+			for _, name := range args {
+				var r io.Reader
+				label := name
+				if name == "-" {
+					r, label = g.stdin, "stdin"
+				} else {
+					fh, err := os.Open(name)
+					if err != nil {
+						fmt.Fprintf(g.stderr, "%s: refused: %v\n", name, err)
+						refused++
+						continue
+					}
+					defer fh.Close()
+					r = fh
+				}
+				err := decode.Split(r, func(it decode.Item) error {
+					if it.Err != nil {
+						refused++
+						fmt.Fprintf(g.stderr, "%s: %s: refused: %v\n", label, it.Pos, it.Err)
+						return nil
+					}
+					msgID := ""
+					if it.ID != "" && it.UpdatedAt != "" {
+						msgID = it.ID + ":" + it.UpdatedAt
+					}
+					total++
+					return p.publish(pipeline.IngestSubject(it.Region, it.AccountID), msgID, it.Raw)
+				})
+				if err != nil {
+					return fmt.Errorf("%s: %w", label, err)
+				}
+			}
+			if err := p.wait(ctx, total); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "published %d findings to %s", p.published.Load(), g.clientURL())
+			if refused > 0 {
+				fmt.Fprintf(g.stdout, "; refused %d inputs", refused)
+			}
+			fmt.Fprintln(g.stdout)
+			if n := p.failed.Load(); n > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("the server refused %d findings: %v", n, p.firstErr.Load())}
+			}
+			if refused > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("%d inputs refused (listed above); the rest were published", refused)}
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.IntVar(&generate, "generate", 0, "publish N generated realistic findings")
+	f.Int64Var(&seed, "seed", 1, "seed of --generate (the same seed makes the same findings)")
+	f.DurationVar(&wait, "wait", 0, "wait up to this long for the server and its FINDINGS stream")
+	return c
+}

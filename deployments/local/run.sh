@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# make run: a demonstration on a fresh ./data. Starts a worker on the embedded
+# NATS JetStream server with deployments/local/gdexport.yaml, publishes the
+# sample findings, and keeps the worker running until Ctrl-C.
+set -euo pipefail
+bin=${GDEXPORT_BIN:-./bin/gdexport}
+samples=../shared/samples
+[ -d "$samples" ] || samples=testing/testdata/samples
+rm -rf ./data
+"$bin" run --config deployments/local/gdexport.yaml &
+worker=$!
+trap 'kill -TERM $worker 2>/dev/null; wait $worker' INT TERM
+files=()
+for f in "$samples"/*.json "$samples"/*.jsonl; do
+  [ -e "$f" ] || continue
+  case "$(basename "$f")" in filter_*) continue ;; esac
+  files+=("$f")
+done
+"$bin" publish --wait 30s "${files[@]}" || echo "publish: some inputs were refused (see above)"
+echo "worker running; objects appear under ./data/export/AWSLogs/ within seconds. Ctrl-C to stop."
+wait $worker

@@ -1,0 +1,403 @@
+package assemble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gdexport/gdexport/pipeline"
+	"github.com/gdexport/gdexport/pipeline/config"
+	"github.com/gdexport/gdexport/pipeline/export"
+	"github.com/gdexport/gdexport/pipeline/natsx"
+	"github.com/gdexport/gdexport/pipeline/state"
+	"github.com/gdexport/gdexport/pipeline/wmjs"
+	"github.com/gdexport/gdexport/sinks/localdir"
+	"github.com/gdexport/gdexport/sinks/natsbus"
+	"github.com/gdexport/gdexport/stages/compress"
+	"github.com/gdexport/gdexport/stages/decode"
+	"github.com/gdexport/gdexport/stages/encrypt"
+	"github.com/gdexport/gdexport/stages/fanin"
+	"github.com/gdexport/gdexport/stages/filter"
+	"github.com/gdexport/gdexport/stages/window"
+)
+
+// Options configure a Worker.
+type Options struct {
+	// Config is the validated configuration with defaults applied.
+	Config *config.Config
+	Log    *slog.Logger
+	// Clock is injected wherever batches and windows are decided (nil:
+	// time.Now).
+	Clock func() time.Time
+	// ShutdownGrace bounds how long a stopping worker spends sealing open
+	// batches and finishing in-flight writes (default 10s).
+	ShutdownGrace time.Duration
+	// SummaryEvery is how often a changed summary is logged (default 2s;
+	// negative disables it).
+	SummaryEvery time.Duration
+}
+
+type workerConfig struct{ *config.Config }
+
+// batchWriteTimeout bounds one attempt at writing a sealed batch to a sink.
+const batchWriteTimeout = 2 * time.Minute
+
+// ingestAckWait and exportAckWait are the ack waits of the ingest and export
+// consumers: how long the messages a crashed worker held wait before
+// another worker gets them. Live workers keep their messages alive with
+// InProgress, however long the work takes.
+const (
+	ingestAckWait = 30 * time.Second
+	exportAckWait = 30 * time.Second
+)
+
+func (c workerConfig) fetchBatch() int { return 500 }
+
+// Worker is one gdexport worker. Any number of workers share one JetStream
+// and split the work.
+type Worker struct {
+	opts  Options
+	cfg   workerConfig
+	log   *slog.Logger
+	clock func() time.Time
+	stats *Stats
+
+	embedded *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	topo     *natsx.Topology
+	store    *state.Store
+	stages   pipeline.Sequence
+	newLane  *window.NewLane
+	holds    *window.Holds
+
+	readyOnce sync.Once
+	ready     chan struct{}
+}
+
+// New returns a worker; Run starts it.
+func New(opts Options) *Worker {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 10 * time.Second
+	}
+	if opts.SummaryEvery == 0 {
+		opts.SummaryEvery = 2 * time.Second
+	}
+	return &Worker{opts: opts, cfg: workerConfig{opts.Config}, log: opts.Log, clock: opts.Clock,
+		stats: &Stats{}, ready: make(chan struct{})}
+}
+
+// Stats returns the worker's counters.
+func (w *Worker) Stats() *Stats { return w.stats }
+
+// Ready is closed once the worker consumes findings.
+func (w *Worker) Ready() <-chan struct{} { return w.ready }
+
+// NATSURL is the URL clients use to reach the worker's NATS (the embedded
+// server's when it runs one). Valid after Ready.
+func (w *Worker) NATSURL() string { return w.nc.ConnectedUrl() }
+
+// connect starts the embedded server when no URL is configured, then
+// connects.
+func (w *Worker) connect() error {
+	url := w.cfg.NATS.URL
+	if url == "" {
+		s, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Listen: w.cfg.NATS.Listen, StoreDir: w.cfg.NATS.StoreDir, Durability: w.cfg.NATS.Durability})
+		if err != nil {
+			return err
+		}
+		w.embedded = s
+		url = s.ClientURL()
+		w.log.Info("embedded NATS JetStream server started", slog.String("listen", w.cfg.NATS.Listen),
+			slog.String("store", w.cfg.NATS.StoreDir), slog.String("durability", w.cfg.NATS.Durability))
+	}
+	nc, err := nats.Connect(url, nats.Name("gdexport-worker"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				w.log.Warn("disconnected from NATS", slog.Any("error", err))
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { w.log.Info("reconnected to NATS", slog.String("url", c.ConnectedUrl())) }))
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", url, err)
+	}
+	w.nc = nc
+	w.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	return err
+}
+
+// Run runs the worker until ctx ends, then shuts down gracefully: it stops
+// fetching, seals open batches within the grace period (or gives their
+// messages back), finishes in-flight sink writes, and never acks what was
+// not delivered.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.connect(); err != nil {
+		return err
+	}
+	defer w.closeConn()
+
+	setupCtx, cancelSetup := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelSetup()
+	var err error
+	// Held messages are kept alive with InProgress (window.Holds), so the
+	// ack wait only decides how soon the messages of a crashed worker go
+	// to another one.
+	ackWait := max(ingestAckWait, 3*w.cfg.NewFindingDelay.D())
+	w.topo, err = natsx.Ensure(setupCtx, w.js, natsx.TopologyConfig{
+		Replicas: w.cfg.NATS.Replicas, Retention: w.cfg.Retention.D(), IngestAckWait: ackWait,
+	})
+	if err != nil {
+		return err
+	}
+	w.store = state.New(w.topo.Destinations, w.topo.Detectors, w.log)
+	if err := w.store.Apply(setupCtx, w.cfg.Config); err != nil {
+		return fmt.Errorf("apply configuration: %w", err)
+	}
+
+	runCtx, stopAll := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAll()
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		if err := w.store.Run(runCtx); err != nil {
+			w.log.Error("state watch ended", slog.Any("error", err))
+		}
+	}()
+	select {
+	case <-w.store.Ready():
+	case <-setupCtx.Done():
+		return fmt.Errorf("load shared state: %w", setupCtx.Err())
+	}
+
+	w.stages = pipeline.Sequence{decode.Stage{}, &filter.Stage{}, &fanin.Stage{Router: w.store}}
+	sealer := window.NewSealer(w.nc, w.js, w, w.clock)
+	w.newLane = window.NewNewLane(window.NewLaneConfig{
+		Delay: w.cfg.NewFindingDelay.D(), MaxFindings: w.cfg.MaxBatchFindings, MaxBytes: w.cfg.MaxBatchBytes,
+	}, sealer, w.log)
+
+	router, err := w.exportRouter()
+	if err != nil {
+		return err
+	}
+
+	// Ingest stops first; the lane then seals what it holds; the export
+	// router stops last, so sealed batches get written while the grace
+	// lasts (and are picked up by any worker otherwise).
+	ingestCtx, stopIngest := context.WithCancel(runCtx)
+	defer stopIngest()
+	laneCtx, stopLane := context.WithCancel(runCtx)
+	defer stopLane()
+	drainCtx, cancelDrain := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDrain()
+	w.holds = window.NewHolds()
+	go w.holds.KeepAlive(laneCtx, ackWait/3)
+	laneDone := make(chan struct{})
+	go func() { defer close(laneDone); w.newLane.Run(laneCtx, drainCtx) }()
+	routerDone := make(chan error, 1)
+	go func() { routerDone <- router.Run(runCtx) }()
+	select {
+	case <-router.Running():
+	case err := <-routerDone:
+		return fmt.Errorf("export router: %w", err)
+	}
+	ingestDone := make(chan error, 1)
+	go func() { ingestDone <- w.ingest(ingestCtx) }()
+	w.readyOnce.Do(func() { close(w.ready) })
+	w.log.Info("worker running", slog.String("nats", w.nc.ConnectedUrl()),
+		slog.Duration("newFindingDelay", w.cfg.NewFindingDelay.D()))
+	summaryDone := make(chan struct{})
+	go func() { defer close(summaryDone); w.summaries(runCtx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-ingestDone:
+		ingestDone <- runErr
+	case runErr = <-routerDone:
+		routerDone <- runErr
+	}
+	w.log.Info("shutting down", slog.Duration("grace", w.opts.ShutdownGrace))
+	timer := time.AfterFunc(w.opts.ShutdownGrace, cancelDrain)
+	defer timer.Stop()
+	stopIngest()
+	<-ingestDone
+	stopLane()
+	<-laneDone
+	// Give the export consumers what remains of the grace to write what
+	// was just sealed.
+	w.waitExported(drainCtx)
+	_ = router.Close()
+	stopAll()
+	<-summaryDone
+	bg.Wait()
+	w.logSummary("final export summary")
+	if errors.Is(runErr, context.Canceled) {
+		runErr = nil
+	}
+	return runErr
+}
+
+// waitExported waits until every sealed batch has been written by both
+// export consumers, or ctx ends.
+func (w *Worker) waitExported(ctx context.Context) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		pending := uint64(0)
+		for _, name := range []string{natsx.ConsumerObjects, natsx.ConsumerEvents} {
+			c, err := w.topo.Batches.Consumer(ctx, name)
+			if err != nil {
+				return
+			}
+			info, err := c.Info(ctx)
+			if err != nil {
+				return
+			}
+			pending += info.NumPending + uint64(info.NumAckPending)
+		}
+		if pending == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (w *Worker) closeConn() {
+	if w.nc != nil {
+		_ = w.nc.Drain()
+		deadline := time.Now().Add(5 * time.Second)
+		for !w.nc.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		w.nc.Close()
+	}
+	if w.embedded != nil {
+		w.embedded.Shutdown()
+		w.embedded.WaitForShutdown()
+	}
+}
+
+// exportRouter builds the Watermill router of the export path: one durable
+// consumer per sink kind on the BATCHES stream.
+func (w *Worker) exportRouter() (*message.Router, error) {
+	wlog := watermill.NewSlogLoggerWithLevelMapping(w.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: w.opts.ShutdownGrace}, wlog)
+	if err != nil {
+		return nil, err
+	}
+	router.AddMiddleware(middleware.Recoverer)
+
+	enc := encrypt.NewEncryptor(encrypt.NewLocalKeys(filepath.Join(w.cfg.DataDir, "keys", "local-master.key")).ForDestination)
+	x := &export.Exporter{
+		NC:       w.nc,
+		Resolver: w.store,
+		Decode:   decode.Decode,
+		Encode: func(ctx context.Context, dest *pipeline.Destination, key string, lines [][]byte) (*pipeline.Object, error) {
+			gz, err := compress.Gzip(nil, lines)
+			if err != nil {
+				return nil, err
+			}
+			return enc.Encrypt(ctx, dest, key, gz, len(lines))
+		},
+		Objects:  map[pipeline.DestinationType]pipeline.ObjectSink{pipeline.DestinationLocal: localdir.New()},
+		Observer: w.stats,
+		Log:      w.log,
+	}
+	if w.cfg.EventBus.NATS.On() {
+		x.Events = append(x.Events, natsbus.New(w.js))
+	}
+	for _, h := range []struct {
+		consumer string
+		handle   func(context.Context, []byte) error
+	}{
+		{natsx.ConsumerObjects, x.WriteObject},
+		{natsx.ConsumerEvents, x.WriteEvents},
+	} {
+		sub, err := wmjs.NewSubscriber(w.js, wmjs.SubscriberConfig{
+			Durable:       func(string) string { return h.consumer },
+			Stream:        func(string) string { return natsx.StreamBatches },
+			AckWait:       exportAckWait,
+			MaxAckPending: 256,
+			FetchBatch:    16,
+			Concurrency:   4,
+			NackDelay:     wmjs.BackoffNackDelay(time.Second, time.Minute),
+			Logger:        wlog,
+		})
+		if err != nil {
+			return nil, err
+		}
+		handle := h.handle
+		name := h.consumer
+		router.AddConsumerHandler(name, natsx.SubjectBatches, sub, func(msg *message.Message) error {
+			// Bounded, so a hung store cannot hold a batch forever: the
+			// subscriber keeps the message alive while the handler runs.
+			ctx, cancel := context.WithTimeout(msg.Context(), batchWriteTimeout)
+			defer cancel()
+			if err := handle(ctx, msg.Payload); err != nil {
+				w.log.Warn("export write failed; will retry", slog.String("sink", name), slog.Any("error", err))
+				return err
+			}
+			return nil
+		})
+	}
+	return router, nil
+}
+
+// Dropped implements window.Counter.
+func (w *Worker) Dropped(reason string, n int) { w.stats.Dropped(reason, n) }
+
+// Sealed implements window.Counter.
+func (w *Worker) Sealed(b *pipeline.Batch) { w.stats.SealedBatch(b) }
+
+func (w *Worker) summaries(ctx context.Context) {
+	if w.opts.SummaryEvery < 0 {
+		return
+	}
+	tick := time.NewTicker(w.opts.SummaryEvery)
+	defer tick.Stop()
+	var last string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			cur := fmt.Sprint(w.stats.LogAttrs()...)
+			if cur != last {
+				last = cur
+				w.logSummary("export summary")
+			}
+		}
+	}
+}
+
+func (w *Worker) logSummary(msg string) {
+	attrs := w.stats.LogAttrs()
+	if p := w.stats.LastObject(); p != "" {
+		attrs = append(attrs, slog.String("read_one_with", "gdexport decrypt "+p))
+	}
+	w.log.Info(msg, attrs...)
+}

@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gdexport/gdexport/stages/compress"
+	"github.com/gdexport/gdexport/stages/encrypt"
+)
+
+// Object is one exported object read back.
+type Object struct {
+	Path  string
+	Lines []string
+}
+
+// ReadObjects decrypts and decompresses every object under root (envelope
+// objects with the local key file keyFile). Temp files are never listed.
+func ReadObjects(t testing.TB, root, keyFile string) []Object {
+	t.Helper()
+	var out []Object
+	var key *encrypt.Local
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(p, ".enc") {
+			if key == nil {
+				if key, err = encrypt.LoadLocal(keyFile); err != nil {
+					return err
+				}
+			}
+			if data, err = encrypt.Open(context.Background(), encrypt.Providers(key), data); err != nil {
+				return err
+			}
+		}
+		plain, err := compress.Gunzip(bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		o := Object{Path: filepath.ToSlash(rel)}
+		for _, l := range strings.Split(strings.TrimSuffix(string(plain), "\n"), "\n") {
+			if l != "" {
+				o.Lines = append(o.Lines, l)
+			}
+		}
+		out = append(out, o)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read objects under %s: %v", root, err)
+	}
+	return out
+}
+
+// StreamMsg is one message read back from a stream.
+type StreamMsg struct {
+	Subject string
+	Header  map[string][]string
+	Data    []byte
+}
+
+// ReadStream reads every message of stream on subject filter, waiting at most
+// a few seconds.
+func ReadStream(t testing.TB, js jetstream.JetStream, stream, filter string) []StreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatalf("stream %s info: %v", stream, err)
+	}
+	total := 0
+	for _, n := range info.State.Subjects {
+		total += int(n)
+	}
+	var out []StreamMsg
+	if total == 0 {
+		return out
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		t.Fatalf("read %s: %v", stream, err)
+	}
+	for len(out) < total {
+		batch, err := c.Fetch(total-len(out), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatalf("read %s: %v", stream, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			out = append(out, StreamMsg{Subject: m.Subject(), Header: m.Headers(), Data: bytes.Clone(m.Data())})
+		}
+		if n == 0 {
+			t.Fatalf("read %s: %d of %d messages", stream, len(out), total)
+		}
+	}
+	return out
+}
+
+// Eventually polls cond until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// LogConsumers logs the state of every consumer of the given streams: what
+// is pending, waiting for an ack, and redelivered. Tests call it when they
+// fail, so a stall can be told apart from a loss.
+func LogConsumers(t testing.TB, js jetstream.JetStream, streams ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, name := range streams {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Logf("stream %s: %v", name, err)
+			continue
+		}
+		si, err := s.Info(ctx)
+		if err == nil {
+			t.Logf("stream %s: msgs %d first %d last %d", name, si.State.Msgs, si.State.FirstSeq, si.State.LastSeq)
+		}
+		for ci := range s.ListConsumers(ctx).Info() {
+			t.Logf("  consumer %s: pending %d ack-pending %d redelivered %d delivered %d ack-floor %d waiting %d",
+				ci.Name, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumWaiting)
+		}
+	}
+}

@@ -76,7 +76,7 @@ func findingLines(tb testing.TB, n int) [][]byte {
 			return fmt.Appendf(nil, `"count":%d`, 1+rng.IntN(500))
 		})
 		line = reTimestamp.ReplaceAllFunc(line, func(m []byte) []byte {
-			field := m[1:bytes.IndexByte(m[1:], '"')+1]
+			field := m[1 : bytes.IndexByte(m[1:], '"')+1]
 			t := base.Add(time.Duration(rng.Int64N(int64(72 * time.Hour)))).Truncate(time.Millisecond)
 			return fmt.Appendf(nil, `"%s":"%s"`, field, t.Format("2006-01-02T15:04:05.000Z"))
 		})

@@ -98,7 +98,7 @@ func fieldOffsets(t *testing.T, e []byte) map[string]int {
 	t.Helper()
 	off := map[string]int{"magic": 0, "version": 6, "provider length": 7, "provider": 8}
 	i := 8 + int(e[7])
-	off["key id length"] = i // high byte: a flip there points past the end
+	off["key id length"] = i  // high byte: a flip there points past the end
 	off["key id"] = i + 2 + 6 // past "local:", inside the hex digits
 	i += 2 + int(binary.BigEndian.Uint16(e[i:]))
 	off["context count"] = i

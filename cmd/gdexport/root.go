@@ -52,8 +52,8 @@ func envOr(name, def string) string {
 	return def
 }
 
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+// newRoot builds the command tree over g.
+func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "gdexport",
 		Short: "Export GuardDuty findings from NATS JetStream to S3 and an event bus",
@@ -63,11 +63,19 @@ findings dropped, gzip JSON Lines encrypted per destination under
 AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/, one event per finding on the bus.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			switch g.logFormat {
+			case "text", "json":
+			default:
+				return &exitError{code: 2, err: fmt.Errorf("--log-format %q: expected text or json", g.logFormat)}
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("--log-level %q: expected debug, info, warn or error", g.logLevel)}
+			}
+			return nil
+		},
 	}
-	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.dataDir, "data-dir", envOr("GDEXPORT_DATA_DIR", ""), "data directory (env GDEXPORT_DATA_DIR; default ./data)")
 	pf.StringVar(&g.natsURL, "nats-url", os.Getenv("NATS_URL"), "NATS server URL (env NATS_URL; clients default to nats://127.0.0.1:4222)")
@@ -75,6 +83,16 @@ AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/, one event per finding on the b
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 
 	root.AddCommand(runCmd(g), publishCmd(g), decryptCmd(g))
+	return root
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

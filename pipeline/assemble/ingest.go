@@ -24,9 +24,9 @@ func (w *Worker) ingest(ctx context.Context) error {
 	}
 	go func() {
 		<-ctx.Done()
-		// Stop fetching; prefetched messages that were not processed are
-		// never acked and JetStream redelivers them.
-		it.Stop()
+		// Stop fetching; what is already buffered is still returned by
+		// Next and given back below.
+		it.Drain()
 	}()
 	for {
 		msg, err := it.Next()
@@ -35,6 +35,12 @@ func (w *Worker) ingest(ctx context.Context) error {
 				return nil
 			}
 			w.log.Warn("ingest fetch", slog.Any("error", err))
+			continue
+		}
+		if ctx.Err() != nil {
+			// Shutting down: give prefetched messages back at once rather
+			// than letting them wait out the ack wait.
+			_ = msg.Nak()
 			continue
 		}
 		w.handle(ctx, msg)

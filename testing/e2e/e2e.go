@@ -26,8 +26,33 @@ type Object struct {
 // objects with the local key file keyFile). Temp files are never listed.
 func ReadObjects(t testing.TB, root, keyFile string) []Object {
 	t.Helper()
+	return NewObjectReader(root, keyFile).Read(t)
+}
+
+// ObjectReader reads the objects under a root again and again, decrypting
+// only those that are new or changed since the last read (tests poll it).
+type ObjectReader struct {
+	root, keyFile string
+	key           *encrypt.Local
+	cache         map[string]cachedObject
+}
+
+type cachedObject struct {
+	size  int64
+	mtime time.Time
+	obj   Object
+}
+
+// NewObjectReader returns a reader of the objects under root.
+func NewObjectReader(root, keyFile string) *ObjectReader {
+	return &ObjectReader{root: root, keyFile: keyFile, cache: map[string]cachedObject{}}
+}
+
+// Read returns every object under the root, in path order.
+func (r *ObjectReader) Read(t testing.TB) []Object {
+	t.Helper()
 	var out []Object
-	var key *encrypt.Local
+	root, keyFile := r.root, r.keyFile
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if os.IsNotExist(err) {
@@ -38,17 +63,25 @@ func ReadObjects(t testing.TB, root, keyFile string) []Object {
 		if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
 			return nil
 		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if c, ok := r.cache[p]; ok && c.size == fi.Size() && c.mtime.Equal(fi.ModTime()) {
+			out = append(out, c.obj)
+			return nil
+		}
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return err
 		}
 		if strings.HasSuffix(p, ".enc") {
-			if key == nil {
-				if key, err = encrypt.LoadLocal(keyFile); err != nil {
+			if r.key == nil {
+				if r.key, err = encrypt.LoadLocal(keyFile); err != nil {
 					return err
 				}
 			}
-			if data, err = encrypt.Open(context.Background(), encrypt.Providers(key), data); err != nil {
+			if data, err = encrypt.Open(context.Background(), encrypt.Providers(r.key), data); err != nil {
 				return err
 			}
 		}
@@ -63,6 +96,7 @@ func ReadObjects(t testing.TB, root, keyFile string) []Object {
 				o.Lines = append(o.Lines, l)
 			}
 		}
+		r.cache[p] = cachedObject{size: fi.Size(), mtime: fi.ModTime(), obj: o}
 		out = append(out, o)
 		return nil
 	})

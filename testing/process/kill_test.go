@@ -57,6 +57,29 @@ defaultDestination: {destinationType: LOCAL}
 // are in flight, starts it again, and asserts every accepted finding version
 // is exported exactly once and no line appears in two different objects.
 func TestKillWorkerMidFlight(t *testing.T) {
+	interrupted(t, "kill -9", func(w *Worker) {
+		w.Kill()
+	})
+}
+
+// TestStopWorkerMidFlight stops a worker with SIGTERM while findings are in
+// flight: it must exit 0 within its grace period having acked nothing it
+// did not deliver, and a restarted worker exports the rest, each once.
+func TestStopWorkerMidFlight(t *testing.T) {
+	interrupted(t, "SIGTERM", func(w *Worker) {
+		if !w.Stop(30 * time.Second) {
+			t.Errorf("worker did not exit 0 within 30s of SIGTERM:\n%s", w.Output())
+		}
+		if !strings.Contains(w.Output(), "final export summary") {
+			t.Errorf("stopped worker logged no final summary")
+		}
+	})
+}
+
+// interrupted publishes generated findings at a bounded rate, interrupts the
+// worker with stop once some are exported, starts a new worker, and checks
+// that every accepted finding version is exported exactly once.
+func interrupted(t *testing.T, what string, stop func(w *Worker)) {
 	_, url := natstest.Start(t)
 	dir := t.TempDir()
 	cfgPath := writeConfig(t, dir, url, "")
@@ -90,7 +113,7 @@ func TestKillWorkerMidFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Publish at a bounded rate so that the kill lands mid-flight.
+	// Publish at a bounded rate so that the interruption lands mid-flight.
 	published := make(chan error, 1)
 	go func() {
 		for i, raw := range raws {
@@ -109,24 +132,24 @@ func TestKillWorkerMidFlight(t *testing.T) {
 		published <- nil
 	}()
 
-	keyFile := filepath.Join(dir, "keys", "local-master.key")
-	root := filepath.Join(dir, "export")
+	objects := e2e.NewObjectReader(filepath.Join(dir, "export"), filepath.Join(dir, "keys", "local-master.key"))
 	count := func() int {
 		n := 0
-		for _, o := range e2e.ReadObjects(t, root, keyFile) {
+		for _, o := range objects.Read(t) {
 			n += len(o.Lines)
 		}
 		return n
 	}
-	e2e.Eventually(t, 60*time.Second, "some findings exported before the kill", func() bool { return count() > 300 })
-	w1.Kill()
+	e2e.Eventually(t, 60*time.Second, "some findings exported before the interruption", func() bool { return count() > 300 })
+	stop(w1)
 	before := count()
 	if err := <-published; err != nil {
 		t.Fatal(err)
 	}
 	if before >= len(want) {
-		t.Fatalf("everything (%d) was exported before the kill: the test proves nothing", before)
+		t.Fatalf("everything (%d) was exported before the interruption: the test proves nothing", before)
 	}
+	start := time.Now()
 	w2 := StartWorker(t, binary, "worker-1-restarted", "--config", cfgPath)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -137,7 +160,7 @@ func TestKillWorkerMidFlight(t *testing.T) {
 	e2e.Eventually(t, 90*time.Second, "every accepted finding exported after the restart", func() bool { return count() >= len(want) })
 
 	seen := map[string]string{}
-	for _, o := range e2e.ReadObjects(t, root, keyFile) {
+	for _, o := range objects.Read(t) {
 		for _, l := range o.Lines {
 			if prev, dup := seen[l]; dup {
 				t.Errorf("line in two objects %s and %s: %.100s", prev, o.Path, l)
@@ -151,9 +174,11 @@ func TestKillWorkerMidFlight(t *testing.T) {
 	if len(seen) != len(want) {
 		t.Errorf("exported %d distinct lines, want %d", len(seen), len(want))
 	}
-	t.Logf("kill -9 mid-flight: in %d, accepted %d, exported before kill %d, exported %d, lost %d",
-		total, len(want), before, len(seen), len(want)-len(seen))
-	if strings.Contains(w1.Output(), "panic") {
-		t.Errorf("worker panicked:\n%s", w1.Output())
+	t.Logf("%s mid-flight: in %d, accepted %d, exported before %d, exported %d, lost %d, %.1fs after restart",
+		what, total, len(want), before, len(seen), len(want)-len(seen), time.Since(start).Seconds())
+	for _, w := range []*Worker{w1, w2} {
+		if strings.Contains(w.Output(), "panic") {
+			t.Errorf("%s panicked:\n%s", w.Name, w.Output())
+		}
 	}
 }

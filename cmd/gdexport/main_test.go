@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/gdexport/gdexport/pipeline/natsx"
+	"github.com/gdexport/gdexport/testing/natstest"
+)
+
+// gdexport runs the CLI in process and returns its exit code and output.
+func gdexport(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// walk calls fn with the argument path of every command and subcommand.
+func walk(c *cobra.Command, path []string, fn func([]string)) {
+	fn(path)
+	for _, sub := range c.Commands() {
+		if sub.Hidden || sub.Name() == "help" || sub.Name() == "completion" {
+			continue
+		}
+		walk(sub, append(append([]string{}, path...), sub.Name()), fn)
+	}
+}
+
+// Every command and subcommand answers --help with usage and exit 0
+// (DESIGN.md §3).
+func TestEveryCommandAnswersHelp(t *testing.T) {
+	var all [][]string
+	walk(newRoot(&globals{}), nil, func(p []string) { all = append(all, p) })
+	if len(all) < 4 {
+		t.Fatalf("only %d commands found", len(all))
+	}
+	for _, p := range all {
+		code, out, errOut := gdexport(t, "", append(p, "--help")...)
+		if code != 0 {
+			t.Errorf("gdexport %s --help: exit %d, stderr %q", strings.Join(p, " "), code, errOut)
+		}
+		if !strings.Contains(out, "Usage:") {
+			t.Errorf("gdexport %s --help printed no usage: %q", strings.Join(p, " "), out)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		// A typo in a command must not pass for success.
+		{"unknown command", []string{"expotr"}, "unknown command"},
+		// publish with nothing to publish is a usage error, not a no-op.
+		{"publish without input", []string{"publish"}, "nothing to publish"},
+		{"negative generate", []string{"publish", "--generate", "-3"}, "--generate -3"},
+		{"unknown flag", []string{"run", "--no-such-flag"}, "unknown flag"},
+		// A misspelt log level must not silently fall back to info.
+		{"bad log level", []string{"--log-level", "verbose", "publish", "x"}, `--log-level "verbose"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errOut := gdexport(t, "", c.args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2 (usage error); stderr %q", code, errOut)
+			}
+			if !strings.Contains(errOut, c.want) {
+				t.Errorf("stderr %q does not mention %q", errOut, c.want)
+			}
+		})
+	}
+}
+
+// publish refuses what it cannot route, naming file, position and reason,
+// publishes the rest, and exits 1.
+func TestPublishReportsRefusedInputs(t *testing.T) {
+	_, url := natstest.Start(t)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := natsx.Ensure(ctx, js, natsx.TopologyConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := gdexport(t, "", "--nats-url", url, "publish", "testdata/mixed.jsonl")
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (some inputs refused)", code)
+	}
+	if !strings.Contains(out, "published 2 findings") {
+		t.Errorf("stdout %q: want 2 published", out)
+	}
+	for _, want := range []string{"testdata/mixed.jsonl: line 2: refused:", "testdata/mixed.jsonl: line 3: refused:", "accountId"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr %q does not contain %q", errOut, want)
+		}
+	}
+	s, _ := js.Stream(ctx, natsx.StreamFindings)
+	info, _ := s.Info(ctx)
+	if info.State.Msgs != 2 {
+		t.Errorf("FINDINGS holds %d messages, want 2", info.State.Msgs)
+	}
+	m, err := s.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "findings.us-east-1.111122223333" || m.Header.Get(jetstream.MsgIDHeader) != "mixed0000000000000000000000000001:2026-11-30T10:00:00.000Z" {
+		t.Errorf("first message on %s with Nats-Msg-Id %q", m.Subject, m.Header.Get(jetstream.MsgIDHeader))
+	}
+
+	// Publishing the same file again stores nothing new: Nats-Msg-Id dedupes.
+	if code, _, _ := gdexport(t, "", "--nats-url", url, "publish", "testdata/mixed.jsonl"); code != 1 {
+		t.Errorf("republish: exit %d, want 1", code)
+	}
+	info, _ = s.Info(ctx)
+	if info.State.Msgs != 2 {
+		t.Errorf("after republishing FINDINGS holds %d messages, want still 2", info.State.Msgs)
+	}
+}
+
+// publish with no server says how to start one.
+func TestPublishWithoutServer(t *testing.T) {
+	code, _, errOut := gdexport(t, "", "--nats-url", "nats://127.0.0.1:1", "publish", "testdata/mixed.jsonl")
+	if code == 0 || !strings.Contains(errOut, "gdexport run") {
+		t.Errorf("exit %d, stderr %q: want a failure that says to start gdexport run", code, errOut)
+	}
+}

@@ -9,7 +9,7 @@ samples=../shared/samples
 rm -rf ./data
 "$bin" run --config deployments/local/gdexport.yaml &
 worker=$!
-trap 'kill -TERM $worker 2>/dev/null; wait $worker' INT TERM
+trap 'kill -TERM $worker 2>/dev/null; wait $worker; exit 0' INT TERM
 files=()
 for f in "$samples"/*.json "$samples"/*.jsonl; do
   [ -e "$f" ] || continue
@@ -17,5 +17,10 @@ for f in "$samples"/*.json "$samples"/*.jsonl; do
   files+=("$f")
 done
 "$bin" publish --wait 30s "${files[@]}" || echo "publish: some inputs were refused (see above)"
-echo "worker running; objects appear under ./data/export/AWSLogs/ within seconds. Ctrl-C to stop."
+cat <<EOF
+worker running; objects appear under ./data/export/AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/
+within seconds (newFindingDelay 5s), events on NATS subject guardduty.events.<region>.<account>.
+Publish more from another terminal:  $bin publish FILE...   or   $bin publish --generate 1000
+Ctrl-C to stop.
+EOF
 wait $worker

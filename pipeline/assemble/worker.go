@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -397,7 +399,40 @@ func (w *Worker) summaries(ctx context.Context) {
 func (w *Worker) logSummary(msg string) {
 	attrs := w.stats.LogAttrs()
 	if p := w.stats.LastObject(); p != "" {
-		attrs = append(attrs, slog.String("read_one_with", "gdexport decrypt "+p))
+		attrs = append(attrs, slog.String("read_one_with", selfCommand()+" decrypt "+relative(p)))
 	}
 	w.log.Info(msg, attrs...)
+}
+
+// selfCommand is how the user can run this binary again from the working
+// directory: ./bin/gdexport after make build, gdexport when on the PATH.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "gdexport"
+	}
+	if found, err := exec.LookPath(filepath.Base(exe)); err == nil {
+		if abs, err := filepath.Abs(found); err == nil && abs == exe {
+			return filepath.Base(exe)
+		}
+	}
+	rel := relative(exe)
+	if !filepath.IsAbs(rel) && !strings.HasPrefix(rel, ".") {
+		rel = "./" + rel
+	}
+	return rel
+}
+
+// relative shortens p to a path relative to the working directory when it
+// lies below it.
+func relative(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	rel, err := filepath.Rel(wd, p)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return p
+	}
+	return rel
 }

@@ -32,6 +32,10 @@ type Finding struct {
 	// Seq is the FINDINGS stream sequence the finding was read from (0 when it
 	// did not come from the stream).
 	Seq uint64
+	// ReceivedAt is when the FINDINGS stream stored the message (epoch ms,
+	// 0 when unknown): the arrival time that assigns updates to windows,
+	// the same on every redelivery.
+	ReceivedAt int64
 }
 
 // UpdatedAtText returns updatedAt in TimeLayout.

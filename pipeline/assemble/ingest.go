@@ -72,6 +72,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	e.Finding.Seq = e.Seq
+	e.Finding.ReceivedAt = md.Timestamp.UnixMilli()
 	h := w.holds.Hold(msg, len(e.Destinations), md.NumDelivered > 1)
 	for _, d := range e.Destinations {
 		w.newLane.Add(e.Finding, d, h)

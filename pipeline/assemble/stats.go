@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gdexport/gdexport/pipeline"
+	"github.com/gdexport/gdexport/stages/window"
 )
 
 // Stats counts what the worker did. Safe for concurrent use.
@@ -20,6 +21,7 @@ type Stats struct {
 	Exported      atomic.Int64
 	Events        atomic.Int64
 	MissingRefs   atomic.Int64
+	Flushes       atomic.Int64
 
 	mu         sync.Mutex
 	dropped    map[string]int64
@@ -57,6 +59,11 @@ func (s *Stats) ObjectWritten(dest *pipeline.Destination, _ *pipeline.Batch, obj
 // EventsWritten counts events.
 func (s *Stats) EventsWritten(_ *pipeline.Destination, _ *pipeline.Batch, n int) {
 	s.Events.Add(int64(n))
+}
+
+// Flushed counts a finished window flush.
+func (s *Stats) Flushed(r window.FlushReport) {
+	s.Flushes.Add(1)
 }
 
 // Missing counts references whose finding had left the stream.

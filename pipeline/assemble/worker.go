@@ -23,6 +23,7 @@ import (
 	"github.com/gdexport/gdexport/pipeline/config"
 	"github.com/gdexport/gdexport/pipeline/export"
 	"github.com/gdexport/gdexport/pipeline/natsx"
+	"github.com/gdexport/gdexport/pipeline/schedule"
 	"github.com/gdexport/gdexport/pipeline/state"
 	"github.com/gdexport/gdexport/pipeline/wmjs"
 	"github.com/gdexport/gdexport/sinks/localdir"
@@ -56,6 +57,10 @@ type workerConfig struct{ *config.Config }
 // batchWriteTimeout bounds one attempt at writing a sealed batch to a sink.
 const batchWriteTimeout = 2 * time.Minute
 
+// windowGrace is how long, beyond newFindingDelay, a closed update window
+// waits for updates still in flight before it is flushed.
+const windowGrace = 5 * time.Second
+
 // ingestAckWait and exportAckWait are the ack waits of the ingest and export
 // consumers: how long the messages a crashed worker held wait before
 // another worker gets them. Live workers keep their messages alive with
@@ -83,6 +88,7 @@ type Worker struct {
 	store    *state.Store
 	stages   pipeline.Sequence
 	newLane  *window.NewLane
+	flusher  *window.Flusher
 	holds    *window.Holds
 
 	readyOnce sync.Once
@@ -192,10 +198,24 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 
 	w.stages = pipeline.Sequence{decode.Stage{}, &filter.Stage{}, &fanin.Stage{Router: w.store}}
-	sealer := window.NewSealer(w.nc, w.js, w, w.clock)
+	// Updates arriving in a window are staged into it for this long after
+	// it ends: they may have waited newFindingDelay in the lane.
+	grace := w.cfg.NewFindingDelay.D() + windowGrace
+	sealer := window.NewSealer(w.nc, w.js, window.SealerOptions{Counter: w, Clock: w.clock, Schedules: w, Grace: grace})
 	w.newLane = window.NewNewLane(window.NewLaneConfig{
 		Delay: w.cfg.NewFindingDelay.D(), MaxFindings: w.cfg.MaxBatchFindings, MaxBytes: w.cfg.MaxBatchBytes,
 	}, sealer, w.log)
+	w.flusher = window.NewFlusher(w.js, w.topo.Flushes, w.topo.WindowsStream, sealer, w.store, w.log, window.FlusherOptions{
+		Worker: workerName(), Grace: grace, MaxFindings: w.cfg.MaxBatchFindings, MaxBytes: w.cfg.MaxBatchBytes,
+		OnFlushed: w.stats.Flushed,
+	})
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		if err := w.flusher.Run(runCtx); err != nil {
+			w.log.Error("window flusher ended", slog.Any("error", err))
+		}
+	}()
 
 	router, err := w.exportRouter()
 	if err != nil {
@@ -367,6 +387,19 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 		})
 	}
 	return router, nil
+}
+
+// Windows implements window.Schedules: the update windows of a destination
+// follow its owner's findingPublishingFrequency, or the test-only
+// windowOverride.
+func (w *Worker) Windows(dest *pipeline.Destination) schedule.Windows {
+	return w.store.Detector(dest.Account, dest.Region).Windows(w.cfg.WindowOverride.D())
+}
+
+// workerName names this worker in flush claims: host and process id.
+func workerName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // Dropped implements window.Counter.

@@ -31,6 +31,8 @@ const (
 	BucketDestinations = "gdexport_destinations"
 	BucketDetectors    = "gdexport_detectors"
 	BucketExported     = "gdexport_exported"
+	BucketWindows      = "gdexport_windows"
+	BucketFlushes      = "gdexport_flushes"
 
 	ConsumerIngest  = "ingest"
 	ConsumerObjects = "objects"
@@ -79,7 +81,14 @@ type Topology struct {
 	Destinations jetstream.KeyValue
 	Detectors    jetstream.KeyValue
 	Exported     jetstream.KeyValue
-	Ingest       jetstream.Consumer
+	// Windows holds the pending updates of every open update window;
+	// WindowsStream is its stream, which flushes read and purge.
+	Windows       jetstream.KeyValue
+	WindowsStream jetstream.Stream
+	// Flushes holds the markers of windows with pending updates and the
+	// claims on their flushes.
+	Flushes jetstream.KeyValue
+	Ingest  jetstream.Consumer
 	Config       TopologyConfig
 }
 
@@ -123,6 +132,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*T
 		{&t.Destinations, BucketDestinations, 0, "publishing destinations per (account, Region)"},
 		{&t.Detectors, BucketDetectors, 0, "detector settings per (account, Region): finding publishing frequency"},
 		{&t.Exported, BucketExported, cfg.Retention, "latest finding version each destination has sealed for export"},
+		{&t.Windows, BucketWindows, cfg.Retention, "pending updated findings per destination and update window"},
+		{&t.Flushes, BucketFlushes, 0, "update windows with pending updates, and the claims on their flushes"},
 	}
 	for _, b := range buckets {
 		*b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -131,6 +142,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*T
 		if err != nil {
 			return nil, fmt.Errorf("ensure bucket %s: %w", b.name, err)
 		}
+	}
+	if t.WindowsStream, err = js.Stream(ctx, "KV_"+BucketWindows); err != nil {
+		return nil, fmt.Errorf("stream of bucket %s: %w", BucketWindows, err)
 	}
 	t.Ingest, err = js.CreateOrUpdateConsumer(ctx, StreamFindings, jetstream.ConsumerConfig{
 		Durable:       ConsumerIngest,

@@ -11,11 +11,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gdexport/gdexport/pipeline"
 	"github.com/gdexport/gdexport/pipeline/config"
+	"github.com/gdexport/gdexport/pipeline/schedule"
 )
 
 // keyDefault is the destinations bucket key of the default destination's
@@ -27,6 +29,42 @@ type Detector struct {
 	Account                    string `json:"account"`
 	Region                     string `json:"region"`
 	FindingPublishingFrequency string `json:"findingPublishingFrequency"`
+	// PreviousFrequency and EffectiveFrom (epoch ms) describe a change of
+	// frequency that has not taken effect yet: until EffectiveFrom windows
+	// keep the previous length (DESIGN.md B6).
+	PreviousFrequency string `json:"previousFrequency,omitempty"`
+	EffectiveFrom     int64  `json:"effectiveFrom,omitempty"`
+}
+
+// Windows returns the detector's window schedule; override, when positive,
+// replaces every length (the test-only windowOverride).
+func (d Detector) Windows(override time.Duration) schedule.Windows {
+	if override > 0 {
+		return schedule.Windows{Length: override}
+	}
+	w := schedule.Windows{Length: config.FrequencyDuration[d.FindingPublishingFrequency]}
+	if prev, ok := config.FrequencyDuration[d.PreviousFrequency]; ok && d.EffectiveFrom > 0 {
+		w.Previous, w.From = prev, time.UnixMilli(d.EffectiveFrom).UTC()
+	}
+	return w
+}
+
+// WithFrequency returns the detector after changing, at now, to freq: the
+// open window keeps its length and freq applies from the first boundary of
+// freq after it closes.
+func (d Detector) WithFrequency(freq string, now time.Time) Detector {
+	cur := d.Windows(0).Settled(now)
+	next := cur.Change(now, config.FrequencyDuration[freq])
+	out := Detector{Account: d.Account, Region: d.Region, FindingPublishingFrequency: freq}
+	if next.Previous > 0 {
+		out.EffectiveFrom = next.From.UnixMilli()
+		for name, l := range config.FrequencyDuration {
+			if l == next.Previous {
+				out.PreviousFrequency = name
+			}
+		}
+	}
+	return out
 }
 
 type snapshot struct {
@@ -104,8 +142,7 @@ func (s *Store) Apply(ctx context.Context, c *config.Config) error {
 		return fmt.Errorf("remove default destination: %w", err)
 	}
 	for _, dt := range c.Detectors {
-		det := &Detector{Account: dt.Account, Region: dt.Region, FindingPublishingFrequency: dt.FindingPublishingFrequency}
-		if err := putJSON(ctx, s.dets, dt.Account+"."+dt.Region, det); err != nil {
+		if err := s.SetFrequency(ctx, dt.Account, dt.Region, dt.FindingPublishingFrequency, time.Now()); err != nil {
 			return err
 		}
 		for i := range dt.Destinations {
@@ -116,6 +153,47 @@ func (s *Store) Apply(ctx context.Context, c *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// DetectorKey is the detectors bucket key of (account, region).
+func DetectorKey(account, region string) string { return account + "." + region }
+
+// GetDetector reads the stored settings of (account, region); found is
+// false when none are stored (GuardDuty's default, SIX_HOURS, applies).
+func (s *Store) GetDetector(ctx context.Context, account, region string) (d Detector, found bool, err error) {
+	e, err := s.dets.Get(ctx, DetectorKey(account, region))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Detector{Account: account, Region: region, FindingPublishingFrequency: config.SixHours}, false, nil
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("read detector %s/%s: %w", account, region, err)
+	}
+	if err := json.Unmarshal(e.Value(), &d); err != nil {
+		return d, false, fmt.Errorf("read detector %s/%s: %w", account, region, err)
+	}
+	return d, true, nil
+}
+
+// SetFrequency changes the findingPublishingFrequency of (account, region)
+// at now (see Detector.WithFrequency); setting the frequency it already
+// has changes nothing.
+func (s *Store) SetFrequency(ctx context.Context, account, region, freq string, now time.Time) error {
+	if _, ok := config.FrequencyDuration[freq]; !ok {
+		return fmt.Errorf("findingPublishingFrequency %q: expected FIFTEEN_MINUTES, ONE_HOUR or SIX_HOURS", freq)
+	}
+	cur, found, err := s.GetDetector(ctx, account, region)
+	if err != nil {
+		return err
+	}
+	if found && cur.FindingPublishingFrequency == freq {
+		return nil
+	}
+	next := cur.WithFrequency(freq, now)
+	if !found {
+		// A detector seen for the first time starts on its frequency.
+		next = Detector{Account: account, Region: region, FindingPublishingFrequency: freq}
+	}
+	return putJSON(ctx, s.dets, DetectorKey(account, region), &next)
 }
 
 // putJSON writes v unless the stored value is already the same.

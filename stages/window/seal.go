@@ -15,6 +15,7 @@ import (
 
 	"github.com/gdexport/gdexport/pipeline"
 	"github.com/gdexport/gdexport/pipeline/natsx"
+	"github.com/gdexport/gdexport/pipeline/schedule"
 )
 
 // Exported is the record of the latest version of a finding id that a
@@ -38,32 +39,81 @@ type nopCounter struct{}
 func (nopCounter) Dropped(string, int)    {}
 func (nopCounter) Sealed(*pipeline.Batch) {}
 
+// Schedules gives the update-window schedule of a destination (from its
+// owner's findingPublishingFrequency). Implementations must not block.
+type Schedules interface {
+	Windows(dest *pipeline.Destination) schedule.Windows
+}
+
+type sixHours struct{}
+
+func (sixHours) Windows(*pipeline.Destination) schedule.Windows {
+	return schedule.Windows{Length: 6 * time.Hour}
+}
+
 // entry is one finding version in an open batch, with every message that
 // carried it.
 type entry struct {
 	f     *pipeline.Finding
 	holds []*Hold
-	// rev is the exported record's revision the seal writes against.
+	// rev is the revision of the record (exported or pending) the seal
+	// writes against.
 	rev uint64
+	// recovering marks an entry that may have been claimed by a batch that
+	// was never sealed (a redelivered message, a flush taken over).
+	recovering bool
 }
 
-// Sealer persists batches (see the package documentation for the protocol).
+func (e *entry) mayBeOrphaned() bool {
+	if e.recovering {
+		return true
+	}
+	for _, h := range e.holds {
+		if h.Redelivered() {
+			return true
+		}
+	}
+	return false
+}
+
+// SealerOptions configure a Sealer. Every field is optional.
+type SealerOptions struct {
+	Counter   Counter
+	Clock     func() time.Time
+	Schedules Schedules
+	// Grace is how long after its end a window still takes the updates
+	// that arrived in it (default 10s); later ones go to the window open
+	// when they are staged.
+	Grace time.Duration
+}
+
+// Sealer persists batches and stages updates (see the package
+// documentation for the protocol). Safe for concurrent use.
 type Sealer struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	counter Counter
-	clock   func() time.Time
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	counter   Counter
+	clock     func() time.Time
+	schedules Schedules
+	grace     time.Duration
 }
 
-// NewSealer returns a Sealer. counter may be nil; clock nil means time.Now.
-func NewSealer(nc *nats.Conn, js jetstream.JetStream, counter Counter, clock func() time.Time) *Sealer {
-	if counter == nil {
-		counter = nopCounter{}
+// NewSealer returns a Sealer.
+func NewSealer(nc *nats.Conn, js jetstream.JetStream, o SealerOptions) *Sealer {
+	s := &Sealer{nc: nc, js: js, counter: o.Counter, clock: o.Clock, schedules: o.Schedules, grace: o.Grace}
+	if s.counter == nil {
+		s.counter = nopCounter{}
 	}
-	if clock == nil {
-		clock = time.Now
+	if s.clock == nil {
+		s.clock = time.Now
 	}
-	return &Sealer{nc: nc, js: js, counter: counter, clock: clock}
+	if s.schedules == nil {
+		s.schedules = sixHours{}
+	}
+	if s.grace <= 0 {
+		s.grace = 10 * time.Second
+	}
+	return s
 }
 
 // FindingKey is the exported bucket's key of a finding id for a destination.
@@ -113,31 +163,61 @@ type sealRequest struct {
 	// holds is every message the batch must resolve, including those whose
 	// version was merged into a later one.
 	holds []*Hold
+	// window and part identify a window flush's batch (LaneUpdate).
+	window int64
+	part   int
 }
 
-// Seal persists the batch and resolves its holds: acked on success,
-// redelivered on failure. It returns the sealed batch, or nil when every
-// finding turned out to be stale or a duplicate.
+// Seal persists an open batch of the new-findings lane and resolves its
+// holds: acked once everything is durable, redelivered on failure. Each
+// finding is sealed into the batch when the destination has never exported
+// its id; staged into its update window when a previous version was
+// exported; dropped (and counted) when it is older than, or the same as,
+// what was exported. It returns the sealed batch, or nil when no finding
+// was new.
 func (s *Sealer) Seal(ctx context.Context, req *sealRequest) (*pipeline.Batch, error) {
-	b, err := s.seal(ctx, req)
+	b, err := s.sealNew(ctx, req)
 	for _, h := range req.holds {
 		h.Done(err == nil)
 	}
 	return b, err
 }
 
-func (s *Sealer) seal(ctx context.Context, req *sealRequest) (*pipeline.Batch, error) {
+func (s *Sealer) sealNew(ctx context.Context, req *sealRequest) (*pipeline.Batch, error) {
 	id := newBatchID()
-	kept, err := s.claim(ctx, req.dest, id, string(req.lane), req.entries)
+	kept, updates, err := s.claim(ctx, req.dest, id, req.lane, req.entries)
 	if err != nil {
 		return nil, err
+	}
+	// Updates are staged before the batch is sealed: both must be durable
+	// before any message is acked, and a failure of either redelivers all.
+	if len(updates) > 0 {
+		if err := s.stage(ctx, req.dest, updates); err != nil {
+			return nil, err
+		}
 	}
 	if len(kept) == 0 {
 		return nil, nil
 	}
+	return s.publishBatch(ctx, req, id, kept)
+}
+
+// sealFlush seals one batch of a window flush: entries whose version is
+// newer than what the destination exported are claimed and sealed.
+func (s *Sealer) sealFlush(ctx context.Context, req *sealRequest) (*pipeline.Batch, error) {
+	id := newBatchID()
+	kept, _, err := s.claim(ctx, req.dest, id, req.lane, req.entries)
+	if err != nil || len(kept) == 0 {
+		return nil, err
+	}
+	return s.publishBatch(ctx, req, id, kept)
+}
+
+func (s *Sealer) publishBatch(ctx context.Context, req *sealRequest, id string, kept []*entry) (*pipeline.Batch, error) {
 	b := &pipeline.Batch{
 		ID: id, Destination: req.dest.ID, Account: req.dest.Account, Region: req.dest.Region,
-		Lane: req.lane, SealedAt: s.clock().UnixMilli(), Refs: make([]pipeline.Ref, len(kept)),
+		Lane: req.lane, SealedAt: s.clock().UnixMilli(), Window: req.window, Part: req.part,
+		Refs: make([]pipeline.Ref, len(kept)),
 	}
 	for i, e := range kept {
 		b.Refs[i] = pipeline.Ref{Seq: e.f.Seq, ID: e.f.ID, UpdatedAt: e.f.UpdatedAt}
@@ -158,107 +238,115 @@ func (s *Sealer) seal(ctx context.Context, req *sealRequest) (*pipeline.Batch, e
 	return b, nil
 }
 
-// claim decides, for every entry, whether this batch exports it, and writes
-// the exported records of those it keeps. It retries compare-and-set
-// conflicts by reading again.
-func (s *Sealer) claim(ctx context.Context, dest *pipeline.Destination, batchID, lane string, entries []*entry) ([]*entry, error) {
+// maxAttempts bounds the rounds of reading and compare-and-set writing when
+// other workers keep writing the same records.
+const maxAttempts = 5
+
+// claim decides, for every entry, whether batch batchID exports it, and
+// writes the exported records of those it keeps (compare-and-set on the
+// revision read, retried after a conflict by reading again). In the new
+// lane, entries whose id the destination already exported in an earlier
+// version are returned as updates instead.
+func (s *Sealer) claim(ctx context.Context, dest *pipeline.Destination, batchID string, lane pipeline.Lane, entries []*entry) (kept, updates []*entry, err error) {
 	todo := entries
-	var kept []*entry
 	for attempt := 0; len(todo) > 0; attempt++ {
-		if attempt == 5 {
-			return nil, fmt.Errorf("claim findings for destination %s: compare-and-set kept conflicting after %d attempts", dest.ID, attempt)
+		if attempt == maxAttempts {
+			return nil, nil, fmt.Errorf("claim findings for destination %s: compare-and-set kept conflicting after %d attempts", dest.ID, attempt)
 		}
-		decided, err := s.decide(ctx, dest, todo)
+		toClaim, toUpdate, err := s.decide(ctx, dest, lane, todo)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		updates = append(updates, toUpdate...)
 		val := func(e *entry) []byte {
-			v, _ := json.Marshal(Exported{UpdatedAt: e.f.UpdatedAt, Count: e.f.Count, Batch: batchID, Lane: lane})
+			v, _ := json.Marshal(Exported{UpdatedAt: e.f.UpdatedAt, Count: e.f.Count, Batch: batchID, Lane: string(lane)})
 			return v
 		}
-		futures := make([]jetstream.PubAckFuture, len(decided))
-		for i, e := range decided {
+		futures := make([]jetstream.PubAckFuture, len(toClaim))
+		for i, e := range toClaim {
 			m := &nats.Msg{Subject: exportedSubject(FindingKey(dest.ID, e.f.ID)), Data: val(e)}
 			futures[i], err = s.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(e.rev))
 			if err != nil {
-				return nil, fmt.Errorf("claim finding %s: %w", e.f.ID, err)
+				return nil, nil, fmt.Errorf("claim finding %s: %w", e.f.ID, err)
 			}
 		}
 		todo = todo[:0:0]
 		for i, fut := range futures {
 			select {
 			case <-fut.Ok():
-				kept = append(kept, decided[i])
+				kept = append(kept, toClaim[i])
 			case err := <-fut.Err():
 				if !isWrongLastSeq(err) {
-					return nil, fmt.Errorf("claim finding %s: %w", decided[i].f.ID, err)
+					return nil, nil, fmt.Errorf("claim finding %s: %w", toClaim[i].f.ID, err)
 				}
-				todo = append(todo, decided[i])
+				todo = append(todo, toClaim[i])
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			}
 		}
 	}
-	return kept, nil
+	return kept, updates, nil
 }
 
-// decide reads the exported records of entries and returns those still to be
-// exported, with the revision to write against.
-func (s *Sealer) decide(ctx context.Context, dest *pipeline.Destination, entries []*entry) ([]*entry, error) {
+// decide reads the exported records of entries and sorts them: those to
+// claim for this batch (with the revision to write against), those that
+// are updates of an exported id (new lane only), and the rest, dropped as
+// stale or duplicate.
+func (s *Sealer) decide(ctx context.Context, dest *pipeline.Destination, lane pipeline.Lane, entries []*entry) (toClaim, toUpdate []*entry, err error) {
 	subjects := make([]string, len(entries))
 	for i, e := range entries {
 		subjects[i] = exportedSubject(FindingKey(dest.ID, e.f.ID))
 	}
 	cur, err := natsx.LastForSubjects(ctx, s.nc, "KV_"+natsx.BucketExported, subjects)
 	if err != nil {
-		return nil, fmt.Errorf("read exported records of destination %s: %w", dest.ID, err)
+		return nil, nil, fmt.Errorf("read exported records of destination %s: %w", dest.ID, err)
 	}
-	out := entries[:0:0]
 	for i, e := range entries {
 		m, ok := cur[subjects[i]]
 		if !ok || m.Header.Get("KV-Operation") != "" {
 			e.rev = m.Seq // 0 when absent; a deleted key's tombstone otherwise
-			out = append(out, e)
+			toClaim = append(toClaim, e)
 			continue
 		}
 		var prev Exported
 		if err := json.Unmarshal(m.Data, &prev); err != nil {
 			// An unreadable record cannot be compared; overwrite it.
 			e.rev = m.Seq
-			out = append(out, e)
+			toClaim = append(toClaim, e)
 			continue
 		}
 		if e.f.Newer(prev.UpdatedAt, prev.Count) {
+			if lane == pipeline.LaneNew {
+				toUpdate = append(toUpdate, e)
+				continue
+			}
 			e.rev = m.Seq
-			out = append(out, e)
+			toClaim = append(toClaim, e)
 			continue
 		}
 		if prev.UpdatedAt != e.f.UpdatedAt || prev.Count != e.f.Count {
 			s.counter.Dropped(pipeline.DropStale, 1)
 			continue
 		}
-		// The same version is already claimed by batch prev.Batch. Only a
-		// redelivered message may find that claim orphaned by a crash.
-		redelivered := false
-		for _, h := range e.holds {
-			redelivered = redelivered || h.Redelivered()
-		}
-		if !redelivered {
+		// The same version is already claimed by batch prev.Batch. Only an
+		// entry that may have been claimed before a crash can find that
+		// claim orphaned.
+		if !e.mayBeOrphaned() {
 			s.counter.Dropped(pipeline.DropDuplicate, 1)
 			continue
 		}
 		sealed, err := s.sealedOrAbandon(ctx, dest.ID, prev.Batch)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if sealed {
 			s.counter.Dropped(pipeline.DropDuplicate, 1)
 			continue
 		}
 		e.rev = m.Seq
-		out = append(out, e)
+		toClaim = append(toClaim, e)
 	}
-	return out, nil
+	return toClaim, toUpdate, nil
 }
 
 // sealedOrAbandon reports whether batch id of dest was sealed; if it was not,

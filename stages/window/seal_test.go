@@ -83,7 +83,7 @@ func setup(t *testing.T) (*nats.Conn, jetstream.JetStream, *Sealer, *countingCou
 		t.Fatal(err)
 	}
 	c := &countingCounter{}
-	return nc, js, NewSealer(nc, js, c, nil), c
+	return nc, js, NewSealer(nc, js, SealerOptions{Counter: c}), c
 }
 
 var dest = &pipeline.Destination{ID: "d1", Account: "111122223333", Region: "us-east-1"}
@@ -165,7 +165,7 @@ func TestSealDropsStaleAndDuplicateVersions(t *testing.T) {
 	cases := []struct {
 		name    string
 		f       *pipeline.Finding
-		kept    bool
+		staged  bool
 		dropped string
 	}{
 		// An older updatedAt than the one sealed is stale.
@@ -174,7 +174,8 @@ func TestSealDropsStaleAndDuplicateVersions(t *testing.T) {
 		{"same time lower count", finding("a", 2000, 2, 4), false, pipeline.DropStale},
 		// The very version sealed before, published again: a duplicate.
 		{"identical version", finding("a", 2000, 3, 5), false, pipeline.DropDuplicate},
-		// A later count at the same time is a newer version.
+		// A later count at the same time is a newer version: an update of
+		// an exported id, staged in its window rather than sealed anew.
 		{"same time higher count", finding("b", 2000, 2, 6), true, ""},
 	}
 	for _, tc := range cases {
@@ -185,10 +186,13 @@ func TestSealDropsStaleAndDuplicateVersions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := b != nil; got != tc.kept {
-				t.Fatalf("kept = %v, want %v", got, tc.kept)
+			if b != nil {
+				t.Fatalf("a version of an exported id was sealed in the new lane: %+v", b)
 			}
-			if !tc.kept && c.dropped[tc.dropped] != before+1 {
+			if got := len(pendingOf(t, s, dest)) > 0; got != tc.staged {
+				t.Fatalf("staged = %v, want %v", got, tc.staged)
+			}
+			if !tc.staged && c.dropped[tc.dropped] != before+1 {
 				t.Errorf("dropped[%s] = %d, want %d", tc.dropped, c.dropped[tc.dropped], before+1)
 			}
 			if a, _ := msgs[0].counts(); a != 1 {
@@ -206,7 +210,7 @@ func TestOrphanedClaimIsAbandonedOnRedelivery(t *testing.T) {
 	_, js, s, _ := setup(t)
 	ctx := context.Background()
 	crashed := "00000000deadbeef"
-	kept, err := s.claim(ctx, dest, crashed, "new", []*entry{{f: finding("a", 1000, 1, 1)}})
+	kept, _, err := s.claim(ctx, dest, crashed, pipeline.LaneNew, []*entry{{f: finding("a", 1000, 1, 1)}})
 	if err != nil || len(kept) != 1 {
 		t.Fatalf("claim = %v, %v", kept, err)
 	}

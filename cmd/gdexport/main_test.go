@@ -138,3 +138,58 @@ func TestPublishWithoutServer(t *testing.T) {
 		t.Errorf("exit %d, stderr %q: want a failure that says to start gdexport run", code, errOut)
 	}
 }
+
+// startTopology starts a server with gdexport's streams and buckets, as
+// `gdexport run` leaves them.
+func startTopology(t *testing.T) string {
+	t.Helper()
+	_, url := natstest.Start(t)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := natsx.Ensure(ctx, js, natsx.TopologyConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
+func TestDetectorGetAndUpdate(t *testing.T) {
+	url := startTopology(t)
+	code, out, errOut := gdexport(t, "", "--nats-url", url, "detector", "get", "--account", "111122223333", "--region", "us-east-1")
+	if code != 0 || !strings.Contains(out, `"findingPublishingFrequency": "SIX_HOURS"`) || !strings.Contains(out, `"stored": false`) {
+		t.Fatalf("get of an unknown detector: exit %d, %s %s; want GuardDuty's default SIX_HOURS", code, out, errOut)
+	}
+	// The first setting applies at once.
+	code, out, _ = gdexport(t, "", "--nats-url", url, "detector", "update", "--account", "111122223333", "--region", "us-east-1", "--finding-publishing-frequency", "ONE_HOUR")
+	if code != 0 || !strings.Contains(out, `"ONE_HOUR"`) || strings.Contains(out, "pendingChange") {
+		t.Fatalf("first update: exit %d, %s", code, out)
+	}
+	// A change waits for the open window to close.
+	code, out, _ = gdexport(t, "", "--nats-url", url, "detector", "update", "--account", "111122223333", "--region", "us-east-1", "--finding-publishing-frequency", "SIX_HOURS")
+	if code != 0 || !strings.Contains(out, `"previousFrequency": "ONE_HOUR"`) || !strings.Contains(out, `"effectiveFrom"`) {
+		t.Fatalf("change: exit %d, %s; want a pending change from ONE_HOUR", code, out)
+	}
+	bad := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad frequency", []string{"--account", "111122223333", "--region", "us-east-1", "--finding-publishing-frequency", "HOURLY"}, `"HOURLY"`},
+		{"missing account", []string{"--region", "us-east-1", "--finding-publishing-frequency", "ONE_HOUR"}, "--account is required"},
+		{"short account", []string{"--account", "1234", "--region", "us-east-1", "--finding-publishing-frequency", "ONE_HOUR"}, `--account "1234"`},
+		{"bad region", []string{"--account", "111122223333", "--region", "useast1", "--finding-publishing-frequency", "ONE_HOUR"}, `--region "useast1"`},
+	}
+	for _, b := range bad {
+		t.Run(b.name, func(t *testing.T) {
+			code, _, errOut := gdexport(t, "", append([]string{"--nats-url", url, "detector", "update"}, b.args...)...)
+			if code != 2 || !strings.Contains(errOut, b.want) {
+				t.Errorf("exit %d, stderr %q; want 2 naming %s", code, errOut, b.want)
+			}
+		})
+	}
+}

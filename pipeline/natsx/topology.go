@@ -89,7 +89,7 @@ type Topology struct {
 	// claims on their flushes.
 	Flushes jetstream.KeyValue
 	Ingest  jetstream.Consumer
-	Config       TopologyConfig
+	Config  TopologyConfig
 }
 
 // Ensure creates or updates every stream, bucket and durable consumer.

@@ -74,8 +74,12 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	e.Finding.Seq = e.Seq
 	e.Finding.ReceivedAt = md.Timestamp.UnixMilli()
 	h := w.holds.Hold(msg, len(e.Destinations), md.NumDelivered > 1)
-	for _, d := range e.Destinations {
-		w.newLane.Add(e.Finding, d, h)
+	for i, d := range e.Destinations {
+		msgBytes := 0
+		if i == 0 { // the message is held once, whatever its fan-out
+			msgBytes = len(e.Data)
+		}
+		w.newLane.Add(e.Finding, d, h, msgBytes)
 	}
 }
 

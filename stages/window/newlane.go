@@ -19,6 +19,11 @@ type NewLaneConfig struct {
 	MaxBytes    int
 	// Sealers is how many batches may be sealing at once.
 	Sealers int
+	// MaxHeldBytes bounds the findings held in memory, across every open
+	// batch and every batch being sealed (default 64 MiB): past it the
+	// largest open batch is sealed early, and Add waits for room. The
+	// worker's memory stays bounded however many findings are in flight.
+	MaxHeldBytes int
 }
 
 type openBatch struct {
@@ -28,6 +33,8 @@ type openBatch struct {
 	order   []*entry
 	holds   []*Hold
 	bytes   int
+	// held is what the batch's messages and findings take in memory.
+	held    int
 	sealing bool
 }
 
@@ -39,7 +46,9 @@ type NewLane struct {
 	clock  func() time.Time
 
 	mu    sync.Mutex
+	room  *sync.Cond // signalled when held drops
 	open  map[string]*openBatch // by destination id
+	held  int                   // bytes of every unresolved batch
 	queue chan *openBatch
 	wg    sync.WaitGroup
 	// OnSealed, if set, is called after each successful seal.
@@ -51,16 +60,34 @@ func NewNewLane(cfg NewLaneConfig, sealer *Sealer, log *slog.Logger) *NewLane {
 	if cfg.Sealers <= 0 {
 		cfg.Sealers = 4
 	}
-	return &NewLane{cfg: cfg, sealer: sealer, log: log, clock: sealer.clock,
+	if cfg.MaxHeldBytes <= 0 {
+		cfg.MaxHeldBytes = 64 << 20
+	}
+	l := &NewLane{cfg: cfg, sealer: sealer, log: log, clock: sealer.clock,
 		open: map[string]*openBatch{}, queue: make(chan *openBatch, cfg.Sealers)}
+	l.room = sync.NewCond(&l.mu)
+	return l
+}
+
+// Held returns how many bytes of findings the lane holds in memory.
+func (l *NewLane) Held() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held
 }
 
 // Add puts a finding version bound for dest into the destination's open
 // batch. A later version of an id already in the batch replaces it (the
 // merged message is resolved with the batch). Add blocks while the sealers
 // are saturated, which is how the lane pushes back on ingest.
-func (l *NewLane) Add(f *pipeline.Finding, dest *pipeline.Destination, h *Hold) {
+func (l *NewLane) Add(f *pipeline.Finding, dest *pipeline.Destination, h *Hold, msgBytes int) {
 	l.mu.Lock()
+	// Wait while the lane is over its memory bound and something is being
+	// sealed that will free room; with nothing in flight, go on (the
+	// batch is then sealed at once below).
+	for l.held >= l.cfg.MaxHeldBytes && l.held > l.openBytes() {
+		l.room.Wait()
+	}
 	ob := l.open[dest.ID]
 	if ob == nil {
 		ob = &openBatch{dest: dest, opened: l.clock(), byID: map[string]*entry{}}
@@ -82,15 +109,51 @@ func (l *NewLane) Add(f *pipeline.Finding, dest *pipeline.Destination, h *Hold) 
 		ob.order = append(ob.order, e)
 		ob.bytes += len(f.Raw) + 1
 	}
+	cost := len(f.Raw) + msgBytes
+	ob.held += cost
+	l.held += cost
 	var full *openBatch
-	if len(ob.order) >= l.cfg.MaxFindings || ob.bytes >= l.cfg.MaxBytes {
+	switch {
+	case len(ob.order) >= l.cfg.MaxFindings || ob.bytes >= l.cfg.MaxBytes:
 		full = ob
-		delete(l.open, dest.ID)
+	case l.held >= l.cfg.MaxHeldBytes:
+		full = l.largestOpen()
+	}
+	if full != nil {
+		delete(l.open, full.dest.ID)
 	}
 	l.mu.Unlock()
 	if full != nil {
 		l.queue <- full
 	}
+}
+
+// openBytes is what the open (not yet queued) batches hold. l.mu is held.
+func (l *NewLane) openBytes() int {
+	n := 0
+	for _, ob := range l.open {
+		n += ob.held
+	}
+	return n
+}
+
+// largestOpen is the open batch holding the most memory. l.mu is held.
+func (l *NewLane) largestOpen() *openBatch {
+	var best *openBatch
+	for _, ob := range l.open {
+		if best == nil || ob.held > best.held {
+			best = ob
+		}
+	}
+	return best
+}
+
+// resolved returns a queued batch's memory once it is sealed or released.
+func (l *NewLane) resolved(ob *openBatch) {
+	l.mu.Lock()
+	l.held -= ob.held
+	l.mu.Unlock()
+	l.room.Broadcast()
 }
 
 // Run seals batches as they come due until ctx ends, then seals every open
@@ -159,12 +222,14 @@ func (l *NewLane) flushAll(ctx context.Context) {
 
 // release gives an unsealed batch's messages back to JetStream.
 func (l *NewLane) release(ob *openBatch) {
+	defer l.resolved(ob)
 	for _, h := range ob.holds {
 		h.Done(false)
 	}
 }
 
 func (l *NewLane) seal(ctx context.Context, ob *openBatch) {
+	defer l.resolved(ob)
 	b, err := l.sealer.Seal(ctx, &sealRequest{dest: ob.dest, lane: pipeline.LaneNew, entries: ob.order, holds: ob.holds})
 	if err != nil {
 		l.log.Warn("seal failed; its findings will be redelivered",

@@ -284,9 +284,9 @@ func TestNewLaneMergesVersionsAndSealsOnDelay(t *testing.T) {
 	go func() { lane.Run(ctx, context.Background()); close(done) }()
 
 	m1, m2, m3 := newFakeMsg(), newFakeMsg(), newFakeMsg()
-	lane.Add(finding("a", 1000, 1, 1), dest, NewHold(m1, 1, false, nil))
-	lane.Add(finding("a", 3000, 2, 2), dest, NewHold(m2, 1, false, nil)) // later: replaces
-	lane.Add(finding("a", 2000, 5, 3), dest, NewHold(m3, 1, false, nil)) // older than held: merged away
+	lane.Add(finding("a", 1000, 1, 1), dest, NewHold(m1, 1, false, nil), 0)
+	lane.Add(finding("a", 3000, 2, 2), dest, NewHold(m2, 1, false, nil), 0) // later: replaces
+	lane.Add(finding("a", 2000, 5, 3), dest, NewHold(m3, 1, false, nil), 0) // older than held: merged away
 	for _, m := range []*fakeMsg{m1, m2, m3} {
 		select {
 		case <-m.ackCh:
@@ -317,7 +317,7 @@ func TestNewLaneSealsAtSizeBound(t *testing.T) {
 	for i, id := range []string{"a", "b", "c"} {
 		m := newFakeMsg()
 		msgs = append(msgs, m)
-		lane.Add(finding(id, 1000, 1, uint64(i+1)), dest, NewHold(m, 1, false, nil))
+		lane.Add(finding(id, 1000, 1, uint64(i+1)), dest, NewHold(m, 1, false, nil), 0)
 	}
 	for _, m := range msgs {
 		select {
@@ -326,4 +326,45 @@ func TestNewLaneSealsAtSizeBound(t *testing.T) {
 			t.Fatal("a full batch was not sealed before its delay")
 		}
 	}
+}
+
+// The lane bounds the memory it holds: past MaxHeldBytes it seals the
+// largest open batch early instead of waiting for newFindingDelay.
+func TestNewLaneBoundsHeldMemory(t *testing.T) {
+	_, _, s, _ := setup(t)
+	lane := NewNewLane(NewLaneConfig{Delay: time.Hour, MaxFindings: 1000, MaxBytes: 1 << 20, MaxHeldBytes: 2000}, s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { lane.Run(ctx, context.Background()); close(done) }()
+	dests := []*pipeline.Destination{{ID: "d1"}, {ID: "d2"}, {ID: "d3"}}
+	var msgs []*fakeMsg
+	peak := 0
+	for i := 0; i < 30; i++ {
+		m := newFakeMsg()
+		msgs = append(msgs, m)
+		lane.Add(finding(string(rune('a'+i)), 1000, 1, uint64(i+1)), dests[i%3], NewHold(m, 1, false, nil), 300)
+		peak = max(peak, lane.Held())
+	}
+	if peak > 2000+400 {
+		t.Errorf("lane held %d bytes, bound 2000 (plus one finding)", peak)
+	}
+	// What exceeded the bound was sealed without waiting for the hour.
+	waitFor(t, func() bool { return lane.Held() <= 2000 })
+	acked := 0
+	for _, m := range msgs {
+		if a, _ := m.counts(); a == 1 {
+			acked++
+		}
+	}
+	if acked < 20 {
+		t.Errorf("%d of 30 findings sealed early, want at least 20 (all but what fits in 2000 bytes)", acked)
+	}
+	cancel()
+	<-done
+	for _, m := range msgs {
+		if a, _ := m.counts(); a != 1 {
+			t.Fatal("a finding was not sealed at shutdown")
+		}
+	}
+	waitFor(t, func() bool { return lane.Held() == 0 })
 }

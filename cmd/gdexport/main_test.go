@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +195,33 @@ func TestDetectorGetAndUpdate(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 2 naming %s", code, errOut, b.want)
 			}
 		})
+	}
+}
+
+func TestHealthcheckExitCodes(t *testing.T) {
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			http.Error(w, "not ready: not connected to NATS", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}))
+	defer healthy.Close()
+	addr := strings.TrimPrefix(healthy.URL, "http://")
+	if code, out, errOut := gdexport(t, "", "healthcheck", "--http-listen", addr); code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("healthy /healthz: exit %d, %q %q", code, out, errOut)
+	}
+	if code, _, errOut := gdexport(t, "", "healthcheck", "--http-listen", addr, "--ready"); code != 1 || !strings.Contains(errOut, "not connected") {
+		t.Errorf("unready /readyz: exit %d, stderr %q; want 1 with the reason", code, errOut)
+	}
+	// Nothing listening: unhealthy, not a crash.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := ln.Addr().String()
+	ln.Close()
+	if code, _, _ := gdexport(t, "", "healthcheck", "--http-listen", closed); code != 1 {
+		t.Errorf("no listener: exit %d, want 1", code)
+	}
+	if code, _, errOut := gdexport(t, "", "healthcheck", "--http-listen", "nonsense"); code != 2 || !strings.Contains(errOut, `"nonsense"`) {
+		t.Errorf("bad address: exit %d, stderr %q, want 2", code, errOut)
 	}
 }

@@ -48,7 +48,7 @@ func (w *Worker) ingest(ctx context.Context) error {
 }
 
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
-	w.stats.Received.Add(1)
+	w.stats.Receive()
 	md, err := msg.Metadata()
 	if err != nil {
 		w.log.Warn("ingest message without JetStream metadata", slog.Any("error", err))

@@ -6,13 +6,18 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gdexport/gdexport/pipeline"
+	"github.com/gdexport/gdexport/pipeline/telemetry"
 	"github.com/gdexport/gdexport/stages/window"
 )
 
-// Stats counts what the worker did. Safe for concurrent use.
+// Stats counts what the worker did, for the run summary and, through
+// Metrics, for Prometheus. Safe for concurrent use.
 type Stats struct {
+	Metrics *telemetry.Metrics
+
 	Received      atomic.Int64
 	SealedBatches atomic.Int64
 	Sealed        atomic.Int64
@@ -28,8 +33,17 @@ type Stats struct {
 	lastObject string
 }
 
+func newStats() *Stats { return &Stats{Metrics: telemetry.NewMetrics()} }
+
+// Receive counts an ingest message.
+func (s *Stats) Receive() {
+	s.Received.Add(1)
+	s.Metrics.Received.Inc()
+}
+
 // Dropped counts findings dropped for reason.
 func (s *Stats) Dropped(reason string, n int) {
+	s.Metrics.Dropped.WithLabelValues(reason, "").Add(float64(n))
 	s.mu.Lock()
 	if s.dropped == nil {
 		s.dropped = map[string]int64{}
@@ -42,13 +56,27 @@ func (s *Stats) Dropped(reason string, n int) {
 func (s *Stats) SealedBatch(b *pipeline.Batch) {
 	s.SealedBatches.Add(1)
 	s.Sealed.Add(int64(len(b.Refs)))
+	s.Metrics.SealedBatches.WithLabelValues(string(b.Lane)).Inc()
 }
 
-// ObjectWritten counts an object.
-func (s *Stats) ObjectWritten(dest *pipeline.Destination, _ *pipeline.Batch, obj *pipeline.Object) {
+// ObjectWritten counts an object and observes the export latency of each
+// of its findings.
+func (s *Stats) ObjectWritten(dest *pipeline.Destination, b *pipeline.Batch, obj *pipeline.Object, fs []*pipeline.Finding) {
 	s.Objects.Add(1)
 	s.ObjectBytes.Add(int64(len(obj.Body)))
 	s.Exported.Add(int64(obj.Lines))
+	lane := string(b.Lane)
+	m := s.Metrics
+	m.Objects.WithLabelValues(dest.ID, lane).Inc()
+	m.ObjectBytes.WithLabelValues(dest.ID).Add(float64(len(obj.Body)))
+	m.Exported.WithLabelValues(dest.ID, lane).Add(float64(obj.Lines))
+	now := time.Now().UnixMilli()
+	lat := m.Latency.WithLabelValues(lane)
+	for _, f := range fs {
+		if f.ReceivedAt > 0 {
+			lat.Observe(float64(now-f.ReceivedAt) / 1000)
+		}
+	}
 	if dest.Type == pipeline.DestinationLocal {
 		s.mu.Lock()
 		s.lastObject = filepath.Join(dest.Root, filepath.FromSlash(obj.Key))
@@ -57,17 +85,33 @@ func (s *Stats) ObjectWritten(dest *pipeline.Destination, _ *pipeline.Batch, obj
 }
 
 // EventsWritten counts events.
-func (s *Stats) EventsWritten(_ *pipeline.Destination, _ *pipeline.Batch, n int) {
+func (s *Stats) EventsWritten(dest *pipeline.Destination, _ *pipeline.Batch, sink string, n int) {
 	s.Events.Add(int64(n))
+	s.Metrics.Events.WithLabelValues(dest.ID, sink).Add(float64(n))
+}
+
+// SinkError counts a failed sink write by kind: access (the destination
+// must be fixed) or transient.
+func (s *Stats) SinkError(sink string, err error) {
+	kind := "transient"
+	if pipeline.IsAccess(err) {
+		kind = "access"
+	}
+	s.Metrics.SinkErrors.WithLabelValues(sink, kind).Inc()
 }
 
 // Flushed counts a finished window flush.
 func (s *Stats) Flushed(r window.FlushReport) {
 	s.Flushes.Add(1)
+	s.Metrics.FlushDuration.Observe(r.Took.Seconds())
+	s.Metrics.FlushFindings.Add(float64(r.Findings))
 }
 
 // Missing counts references whose finding had left the stream.
-func (s *Stats) Missing(_ *pipeline.Batch, n int) { s.MissingRefs.Add(int64(n)) }
+func (s *Stats) Missing(_ *pipeline.Batch, n int) {
+	s.MissingRefs.Add(int64(n))
+	s.Metrics.MissingFinding.Add(float64(n))
+}
 
 // DroppedByReason returns a copy of the drop counts.
 func (s *Stats) DroppedByReason() map[string]int64 {

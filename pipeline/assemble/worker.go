@@ -25,6 +25,7 @@ import (
 	"github.com/gdexport/gdexport/pipeline/natsx"
 	"github.com/gdexport/gdexport/pipeline/schedule"
 	"github.com/gdexport/gdexport/pipeline/state"
+	"github.com/gdexport/gdexport/pipeline/telemetry"
 	"github.com/gdexport/gdexport/pipeline/wmjs"
 	"github.com/gdexport/gdexport/sinks/localdir"
 	"github.com/gdexport/gdexport/sinks/natsbus"
@@ -89,10 +90,14 @@ type Worker struct {
 	stages   pipeline.Sequence
 	newLane  *window.NewLane
 	flusher  *window.Flusher
+	// exportConsumers are the durable consumers of the export path, one per
+	// sink kind.
+	exportConsumers []string
 	holds    *window.Holds
 
 	readyOnce sync.Once
 	ready     chan struct{}
+	httpAddr  string
 }
 
 // New returns a worker; Run starts it.
@@ -110,8 +115,12 @@ func New(opts Options) *Worker {
 		opts.SummaryEvery = 2 * time.Second
 	}
 	return &Worker{opts: opts, cfg: workerConfig{opts.Config}, log: opts.Log, clock: opts.Clock,
-		stats: &Stats{}, ready: make(chan struct{})}
+		stats: newStats(), ready: make(chan struct{})}
 }
+
+// HTTPAddr is the address the metrics, health and status listener is
+// bound to. Valid after Ready.
+func (w *Worker) HTTPAddr() string { return w.httpAddr }
 
 // Stats returns the worker's counters.
 func (w *Worker) Stats() *Stats { return w.stats }
@@ -184,6 +193,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	runCtx, stopAll := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAll()
 	var bg sync.WaitGroup
+	httpSrv, err := telemetry.Listen(w.cfg.HTTP.Listen, w.stats.Metrics, w.readiness, nil, w.log)
+	if err != nil {
+		return err
+	}
+	w.httpAddr = httpSrv.Addr()
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		if err := httpSrv.Serve(runCtx); err != nil {
+			w.log.Error("http listener ended", slog.Any("error", err))
+		}
+	}()
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
@@ -245,10 +266,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	ingestDone := make(chan error, 1)
 	go func() { ingestDone <- w.ingest(ingestCtx) }()
 	w.readyOnce.Do(func() { close(w.ready) })
-	w.log.Info("worker running", slog.String("nats", w.nc.ConnectedUrl()),
+	w.log.Info("worker running", slog.String("nats", w.nc.ConnectedUrl()), slog.String("http", "http://"+w.httpAddr),
 		slog.Duration("newFindingDelay", w.cfg.NewFindingDelay.D()))
 	summaryDone := make(chan struct{})
 	go func() { defer close(summaryDone); w.summaries(runCtx) }()
+	bg.Add(1)
+	go func() { defer bg.Done(); w.watchBacklog(runCtx) }()
 
 	var runErr error
 	select {
@@ -286,7 +309,7 @@ func (w *Worker) waitExported(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		pending := uint64(0)
-		for _, name := range []string{natsx.ConsumerObjects, natsx.ConsumerEvents} {
+		for _, name := range w.exportConsumers {
 			c, err := w.topo.Batches.Consumer(ctx, name)
 			if err != nil {
 				return
@@ -349,16 +372,23 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 		Observer: w.stats,
 		Log:      w.log,
 	}
-	if w.cfg.EventBus.NATS.On() {
-		x.Events = append(x.Events, natsbus.New(w.js))
+	type handler struct {
+		consumer, sink string
+		handle         func(context.Context, []byte) error
 	}
-	for _, h := range []struct {
-		consumer string
-		handle   func(context.Context, []byte) error
-	}{
-		{natsx.ConsumerObjects, x.WriteObject},
-		{natsx.ConsumerEvents, x.WriteEvents},
-	} {
+	handlers := []handler{{natsx.ConsumerObjects, "objects", x.WriteObject}}
+	x.Events = map[string]pipeline.EventSink{}
+	if w.cfg.EventBus.NATS.On() {
+		x.Events["nats"] = natsbus.New(w.js)
+		handlers = append(handlers, handler{natsx.ConsumerEvents, "nats", func(ctx context.Context, data []byte) error {
+			return x.WriteEvents(ctx, "nats", data)
+		}})
+	}
+	w.exportConsumers = nil
+	for _, h := range handlers {
+		w.exportConsumers = append(w.exportConsumers, h.consumer)
+	}
+	for _, h := range handlers {
 		sub, err := wmjs.NewSubscriber(w.js, wmjs.SubscriberConfig{
 			Durable:       func(string) string { return h.consumer },
 			Stream:        func(string) string { return natsx.StreamBatches },
@@ -374,12 +404,14 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 		}
 		handle := h.handle
 		name := h.consumer
+		sink := h.sink
 		router.AddConsumerHandler(name, natsx.SubjectBatches, sub, func(msg *message.Message) error {
 			// Bounded, so a hung store cannot hold a batch forever: the
 			// subscriber keeps the message alive while the handler runs.
 			ctx, cancel := context.WithTimeout(msg.Context(), batchWriteTimeout)
 			defer cancel()
 			if err := handle(ctx, msg.Payload); err != nil {
+				w.stats.SinkError(sink, err)
 				w.log.Warn("export write failed; will retry", slog.String("sink", name), slog.Any("error", err))
 				return err
 			}

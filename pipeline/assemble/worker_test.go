@@ -3,7 +3,9 @@ package assemble_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -46,6 +48,7 @@ func startHarness(t *testing.T) *harness {
 	cfg := &config.Config{
 		DataDir:            dir,
 		NATS:               config.NATS{URL: url},
+		HTTP:               config.HTTP{Listen: "127.0.0.1:0"},
 		NewFindingDelay:    config.Duration(300 * time.Millisecond),
 		DefaultDestination: &config.Destination{DestinationType: "LOCAL"},
 	}
@@ -294,5 +297,68 @@ func TestEndToEnd(t *testing.T) {
 	st := h.worker.Stats()
 	if d := st.DroppedByReason(); d[pipeline.DropArchived] != int64(archived) || d[pipeline.DropInvalid] != int64(len(bad)) {
 		t.Errorf("dropped = %v, want archived %d invalid %d", d, archived, len(bad))
+	}
+}
+
+// get fetches a path of the worker's HTTP listener.
+func (h *harness) get(path string) (int, string) {
+	h.t.Helper()
+	resp, err := http.Get("http://" + h.worker.HTTPAddr() + path)
+	if err != nil {
+		h.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The listener serves the probes and metrics that count what the worker
+// did.
+func TestHealthAndMetrics(t *testing.T) {
+	h := startHarness(t)
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, body := h.get(p); code != 200 {
+			t.Errorf("%s = %d %q, want 200", p, code, body)
+		}
+	}
+	items := sampleFindings(t)
+	archived := 0
+	for _, it := range items {
+		f, _ := decode.Decode(it.Raw)
+		if f.Archived {
+			archived++
+		}
+		h.publish(pipeline.IngestSubject(it.Region, it.AccountID), f.VersionKey(), it.Raw, nil)
+	}
+	h.publish("findings.us-east-1.111122223333", "", []byte("not json"), nil)
+	e2e.Eventually(t, 30*time.Second, "samples exported", func() bool { return len(h.lines()) == len(items)-archived })
+	var body string
+	e2e.Eventually(t, 10*time.Second, "metrics counting the export", func() bool {
+		_, body = h.get("/metrics")
+		return strings.Contains(body, fmt.Sprintf("gdexport_findings_received_total %d", len(items)+1)) &&
+			strings.Contains(body, `gdexport_findings_exported_total{destination=`)
+	})
+	for _, want := range []string{
+		fmt.Sprintf(`gdexport_findings_dropped_total{filter="",reason="archived"} %d`, archived),
+		`gdexport_findings_dropped_total{filter="",reason="invalid"} 1`,
+		`gdexport_export_latency_seconds_bucket{lane="new",le="+Inf"}`,
+		`gdexport_objects_written_total{destination=`,
+		`gdexport_events_published_total{destination=`,
+		`go_memstats_heap_inuse_bytes`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	exported := 0
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "gdexport_findings_exported_total{") {
+			var n int
+			fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%d", &n)
+			exported += n
+		}
+	}
+	if exported != len(items)-archived {
+		t.Errorf("exported total in metrics = %d, want %d", exported, len(items)-archived)
 	}
 }

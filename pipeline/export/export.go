@@ -25,8 +25,8 @@ type Encoder func(ctx context.Context, dest *pipeline.Destination, key string, l
 // Observer is told what was written (metrics, the run summary). Safe for
 // concurrent use.
 type Observer interface {
-	ObjectWritten(dest *pipeline.Destination, b *pipeline.Batch, obj *pipeline.Object)
-	EventsWritten(dest *pipeline.Destination, b *pipeline.Batch, n int)
+	ObjectWritten(dest *pipeline.Destination, b *pipeline.Batch, obj *pipeline.Object, fs []*pipeline.Finding)
+	EventsWritten(dest *pipeline.Destination, b *pipeline.Batch, sink string, n int)
 	Missing(b *pipeline.Batch, n int)
 }
 
@@ -41,7 +41,8 @@ type Exporter struct {
 	Decode   func([]byte) (*pipeline.Finding, error)
 	Encode   Encoder
 	Objects  map[pipeline.DestinationType]pipeline.ObjectSink
-	Events   []pipeline.EventSink
+	// Events are the event sinks by name ("nats", "eventbridge").
+	Events   map[string]pipeline.EventSink
 	Observer Observer
 	Log      *slog.Logger
 }
@@ -82,6 +83,7 @@ func (x *Exporter) load(ctx context.Context, b *pipeline.Batch) ([]*pipeline.Fin
 			continue
 		}
 		f.Seq = r.Seq
+		f.ReceivedAt = m.Time.UnixMilli()
 		out = append(out, f)
 	}
 	if missing > 0 {
@@ -133,28 +135,28 @@ func (x *Exporter) WriteObject(ctx context.Context, data []byte) error {
 		return fmt.Errorf("write %s: %w", obj.Key, err)
 	}
 	if x.Observer != nil {
-		x.Observer.ObjectWritten(dest, b, obj)
+		x.Observer.ObjectWritten(dest, b, obj, fs)
 	}
 	return nil
 }
 
-// WriteEvents emits the events of one sealed batch record.
-func (x *Exporter) WriteEvents(ctx context.Context, data []byte) error {
+// WriteEvents emits, through the event sink named sink, the events of one
+// sealed batch record. Each event sink consumes the batches on its own, so
+// one failing bus never makes another repeat its events.
+func (x *Exporter) WriteEvents(ctx context.Context, sink string, data []byte) error {
+	s, ok := x.Events[sink]
+	if !ok {
+		return fmt.Errorf("no event sink %q", sink)
+	}
 	b, dest, fs, err := x.prepare(ctx, data)
-	if err != nil || b == nil || len(fs) == 0 || len(x.Events) == 0 {
+	if err != nil || b == nil || len(fs) == 0 {
 		return err
 	}
-	var errs []error
-	for _, s := range x.Events {
-		if err := s.PutEvents(ctx, dest, b, fs); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("events of batch %s: %w", b.ID, err)
+	if err := s.PutEvents(ctx, dest, b, fs); err != nil {
+		return fmt.Errorf("%s events of batch %s: %w", sink, b.ID, err)
 	}
 	if x.Observer != nil {
-		x.Observer.EventsWritten(dest, b, len(fs))
+		x.Observer.EventsWritten(dest, b, sink, len(fs))
 	}
 	return nil
 }

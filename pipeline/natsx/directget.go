@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,8 +18,10 @@ import (
 type StoredMsg struct {
 	Subject string
 	Seq     uint64
-	Header  nats.Header
-	Data    []byte
+	// Time is when the stream stored the message.
+	Time   time.Time
+	Header nats.Header
+	Data   []byte
 }
 
 // ErrDirectGet is returned when a direct get answers with an error status.
@@ -55,7 +58,8 @@ func parseStored(stream string, m *nats.Msg) (sm StoredMsg, found bool, err erro
 	if err != nil {
 		return sm, false, fmt.Errorf("%w on %s: bad Nats-Sequence %q", ErrDirectGet, stream, m.Header.Get("Nats-Sequence"))
 	}
-	return StoredMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Header: m.Header, Data: m.Data}, true, nil
+	t, _ := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
+	return StoredMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Time: t, Header: m.Header, Data: m.Data}, true, nil
 }
 
 // GetSeqs reads the messages with the given sequences from a stream with
@@ -142,7 +146,7 @@ func confirmMissing(ctx context.Context, nc *nats.Conn, stream string, seqs []ui
 		if err != nil {
 			return fmt.Errorf("get message %d of %s: %w", seq, stream, err)
 		}
-		out[seq] = StoredMsg{Subject: raw.Subject, Seq: raw.Sequence, Header: raw.Header, Data: raw.Data}
+		out[seq] = StoredMsg{Subject: raw.Subject, Seq: raw.Sequence, Time: raw.Time, Header: raw.Header, Data: raw.Data}
 	}
 	return nil
 }

@@ -1,0 +1,121 @@
+package assemble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gdexport/gdexport/pipeline/natsx"
+	"github.com/gdexport/gdexport/stages/window"
+)
+
+// backlogEvery is how often the backlog gauges are refreshed.
+const backlogEvery = 5 * time.Second
+
+// readiness reports whether the worker consumes findings: started,
+// connected to NATS, its streams and buckets reachable.
+func (w *Worker) readiness(ctx context.Context) error {
+	select {
+	case <-w.ready:
+	default:
+		return errors.New("starting")
+	}
+	if !w.nc.IsConnected() {
+		return fmt.Errorf("not connected to NATS (%s)", w.nc.Status())
+	}
+	if _, err := w.topo.Findings.Info(ctx); err != nil {
+		return fmt.Errorf("stream %s: %w", natsx.StreamFindings, err)
+	}
+	if _, err := w.topo.Exported.Status(ctx); err != nil {
+		return fmt.Errorf("bucket %s: %w", natsx.BucketExported, err)
+	}
+	return nil
+}
+
+// watchBacklog refreshes the backlog gauges until ctx ends: pending and
+// unacknowledged messages per consumer with the age of the oldest, and the
+// updates waiting per destination.
+func (w *Worker) watchBacklog(ctx context.Context) {
+	t := time.NewTicker(backlogEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		qctx, cancel := context.WithTimeout(ctx, backlogEvery)
+		w.refreshBacklog(qctx)
+		cancel()
+	}
+}
+
+func (w *Worker) refreshBacklog(ctx context.Context) {
+	m := w.stats.Metrics
+	m.Held.Set(float64(w.newLane.Held()))
+	consumers := []struct {
+		stream jetstream.Stream
+		name   string
+	}{{w.topo.Findings, natsx.ConsumerIngest}}
+	for _, c := range w.exportConsumers {
+		consumers = append(consumers, struct {
+			stream jetstream.Stream
+			name   string
+		}{w.topo.Batches, c})
+	}
+	for _, c := range consumers {
+		cons, err := c.stream.Consumer(ctx, c.name)
+		if err != nil {
+			continue
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			continue
+		}
+		m.ConsumerPend.WithLabelValues(c.name).Set(float64(info.NumPending))
+		m.ConsumerAck.WithLabelValues(c.name).Set(float64(info.NumAckPending))
+		age := 0.0
+		if info.NumPending+uint64(info.NumAckPending) > 0 {
+			if oldest, err := c.stream.GetMsg(ctx, info.AckFloor.Stream+1); err == nil {
+				age = time.Since(oldest.Time).Seconds()
+			}
+		}
+		m.OldestPending.WithLabelValues(c.name).Set(age)
+	}
+	pending := map[string]int{}
+	markers := w.flusher.Pending()
+	for _, mk := range markers {
+		n, err := w.windowSize(ctx, mk)
+		if err != nil {
+			w.log.Debug("count pending updates", slog.Any("error", err))
+			continue
+		}
+		pending[mk.Destination] += n
+	}
+	m.WindowsOpen.Set(float64(len(markers)))
+	m.WindowPending.Reset()
+	for d, n := range pending {
+		m.WindowPending.WithLabelValues(d).Set(float64(n))
+	}
+}
+
+// windowSize counts the pending updates of a window: the subjects of its
+// filter, as a last-per-subject consumer sees them.
+func (w *Worker) windowSize(ctx context.Context, mk window.Marker) (int, error) {
+	cons, err := w.topo.WindowsStream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{window.WindowFilter(mk.Destination, mk.Start)},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return 0, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int(info.NumPending), nil
+}

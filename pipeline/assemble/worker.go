@@ -93,7 +93,7 @@ type Worker struct {
 	// exportConsumers are the durable consumers of the export path, one per
 	// sink kind.
 	exportConsumers []string
-	holds    *window.Holds
+	holds           *window.Holds
 
 	readyOnce sync.Once
 	ready     chan struct{}

@@ -27,12 +27,12 @@ type NewLaneConfig struct {
 }
 
 type openBatch struct {
-	dest    *pipeline.Destination
-	opened  time.Time
-	byID    map[string]*entry
-	order   []*entry
-	holds   []*Hold
-	bytes   int
+	dest   *pipeline.Destination
+	opened time.Time
+	byID   map[string]*entry
+	order  []*entry
+	holds  []*Hold
+	bytes  int
 	// held is what the batch's messages and findings take in memory.
 	held    int
 	sealing bool
@@ -46,7 +46,7 @@ type NewLane struct {
 	clock  func() time.Time
 
 	mu    sync.Mutex
-	room  *sync.Cond // signalled when held drops
+	room  *sync.Cond            // signalled when held drops
 	open  map[string]*openBatch // by destination id
 	held  int                   // bytes of every unresolved batch
 	queue chan *openBatch

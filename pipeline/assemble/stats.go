@@ -61,7 +61,7 @@ func (s *Stats) SealedBatch(b *pipeline.Batch) {
 
 // ObjectWritten counts an object and observes the export latency of each
 // of its findings.
-func (s *Stats) ObjectWritten(dest *pipeline.Destination, b *pipeline.Batch, obj *pipeline.Object, fs []*pipeline.Finding) {
+func (s *Stats) ObjectWritten(dest *pipeline.Destination, b *pipeline.Batch, obj *pipeline.Object, received []int64) {
 	s.Objects.Add(1)
 	s.ObjectBytes.Add(int64(len(obj.Body)))
 	s.Exported.Add(int64(obj.Lines))
@@ -72,9 +72,9 @@ func (s *Stats) ObjectWritten(dest *pipeline.Destination, b *pipeline.Batch, obj
 	m.Exported.WithLabelValues(dest.ID, lane).Add(float64(obj.Lines))
 	now := time.Now().UnixMilli()
 	lat := m.Latency.WithLabelValues(lane)
-	for _, f := range fs {
-		if f.ReceivedAt > 0 {
-			lat.Observe(float64(now-f.ReceivedAt) / 1000)
+	for _, r := range received {
+		if r > 0 {
+			lat.Observe(float64(now-r) / 1000)
 		}
 	}
 	if dest.Type == pipeline.DestinationLocal {

@@ -361,13 +361,8 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 		NC:       w.nc,
 		Resolver: w.store,
 		Decode:   decode.Decode,
-		Encode: func(ctx context.Context, dest *pipeline.Destination, key string, lines [][]byte) (*pipeline.Object, error) {
-			gz, err := compress.Gzip(nil, lines)
-			if err != nil {
-				return nil, err
-			}
-			return enc.Encrypt(ctx, dest, key, gz, len(lines))
-		},
+		Compress: func() export.LineWriter { return compress.NewWriter(nil) },
+		Encrypt:  enc.Encrypt,
 		Objects:  map[pipeline.DestinationType]pipeline.ObjectSink{pipeline.DestinationLocal: localdir.New()},
 		Observer: w.stats,
 		Log:      w.log,
@@ -395,7 +390,9 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 			AckWait:       exportAckWait,
 			MaxAckPending: 256,
 			FetchBatch:    16,
-			Concurrency:   4,
+			// Each batch in flight holds its compressed object (a few MB
+			// at most) and a chunk of findings.
+			Concurrency: 3,
 			NackDelay:     wmjs.BackoffNackDelay(time.Second, time.Minute),
 			Logger:        wlog,
 		})

@@ -18,14 +18,24 @@ type Resolver interface {
 	Destination(id, account, region string) (*pipeline.Destination, bool)
 }
 
-// Encoder turns a batch's lines into an object for a destination: JSON
-// Lines, gzip, then encryption.
-type Encoder func(ctx context.Context, dest *pipeline.Destination, key string, lines [][]byte) (*pipeline.Object, error)
+// LineWriter compresses an object's JSON Lines as they come (the compress
+// stage's Writer).
+type LineWriter interface {
+	Line(l []byte) error
+	Close() ([]byte, error)
+	Abort()
+}
+
+// Encrypter turns an object's gzip bytes into the object to write for a
+// destination (the encrypt stage).
+type Encrypter func(ctx context.Context, dest *pipeline.Destination, key string, gz []byte, lines int) (*pipeline.Object, error)
 
 // Observer is told what was written (metrics, the run summary). Safe for
 // concurrent use.
 type Observer interface {
-	ObjectWritten(dest *pipeline.Destination, b *pipeline.Batch, obj *pipeline.Object, fs []*pipeline.Finding)
+	// ObjectWritten reports an object; received holds, per line, when the
+	// FINDINGS stream stored it (epoch ms).
+	ObjectWritten(dest *pipeline.Destination, b *pipeline.Batch, obj *pipeline.Object, received []int64)
 	EventsWritten(dest *pipeline.Destination, b *pipeline.Batch, sink string, n int)
 	Missing(b *pipeline.Batch, n int)
 }
@@ -34,12 +44,18 @@ type Observer interface {
 // exists.
 var ErrUnknownDestination = errors.New("unknown destination")
 
+// chunk is how many findings of a batch are read from FINDINGS at once: a
+// batch of 10,000 is never held whole, only its compressed form.
+const chunk = 500
+
 // Exporter writes sealed batches. Its methods are safe for concurrent use.
 type Exporter struct {
 	NC       *nats.Conn
 	Resolver Resolver
 	Decode   func([]byte) (*pipeline.Finding, error)
-	Encode   Encoder
+	// Compress starts an object's compressed JSON Lines.
+	Compress func() LineWriter
+	Encrypt  Encrypter
 	Objects  map[pipeline.DestinationType]pipeline.ObjectSink
 	// Events are the event sinks by name ("nats", "eventbridge").
 	Events   map[string]pipeline.EventSink
@@ -56,35 +72,44 @@ func ParseBatch(data []byte) (*pipeline.Batch, error) {
 	return &b, nil
 }
 
-// load rebuilds a batch's findings from the FINDINGS stream, in the sealed
-// order. Findings that expired from the stream are counted and skipped.
-func (x *Exporter) load(ctx context.Context, b *pipeline.Batch) ([]*pipeline.Finding, error) {
-	seqs := make([]uint64, len(b.Refs))
-	for i, r := range b.Refs {
-		seqs[i] = r.Seq
-	}
-	msgs, err := natsx.GetSeqs(ctx, x.NC, natsx.StreamFindings, seqs)
-	if err != nil {
-		return nil, fmt.Errorf("load batch %s: %w", b.ID, err)
-	}
-	out := make([]*pipeline.Finding, 0, len(b.Refs))
+// each calls fn with the batch's findings in the sealed order, chunk by
+// chunk, read from the FINDINGS stream. Findings that expired from the
+// stream (or whose sequence holds another version) are counted and
+// skipped: never export something other than what was sealed.
+func (x *Exporter) each(ctx context.Context, b *pipeline.Batch, fn func(fs []*pipeline.Finding) error) error {
 	missing := 0
-	for _, r := range b.Refs {
-		m, ok := msgs[r.Seq]
-		if !ok {
-			missing++
-			continue
+	fs := make([]*pipeline.Finding, 0, min(chunk, len(b.Refs)))
+	for start := 0; start < len(b.Refs); start += chunk {
+		refs := b.Refs[start:min(start+chunk, len(b.Refs))]
+		seqs := make([]uint64, len(refs))
+		for i, r := range refs {
+			seqs[i] = r.Seq
 		}
-		f, err := x.Decode(m.Data)
-		if err != nil || f.ID != r.ID || f.UpdatedAt != r.UpdatedAt {
-			// The sequence no longer holds the sealed version: never export
-			// something other than what was sealed.
-			missing++
-			continue
+		msgs, err := natsx.GetSeqs(ctx, x.NC, natsx.StreamFindings, seqs)
+		if err != nil {
+			return fmt.Errorf("load batch %s: %w", b.ID, err)
 		}
-		f.Seq = r.Seq
-		f.ReceivedAt = m.Time.UnixMilli()
-		out = append(out, f)
+		fs = fs[:0]
+		for _, r := range refs {
+			m, ok := msgs[r.Seq]
+			if !ok {
+				missing++
+				continue
+			}
+			f, err := x.Decode(m.Data)
+			if err != nil || f.ID != r.ID || f.UpdatedAt != r.UpdatedAt {
+				missing++
+				continue
+			}
+			f.Seq = r.Seq
+			f.ReceivedAt = m.Time.UnixMilli()
+			fs = append(fs, f)
+		}
+		if len(fs) > 0 {
+			if err := fn(fs); err != nil {
+				return err
+			}
+		}
 	}
 	if missing > 0 {
 		x.Log.Warn("findings of a sealed batch are no longer in the FINDINGS stream",
@@ -93,70 +118,93 @@ func (x *Exporter) load(ctx context.Context, b *pipeline.Batch) ([]*pipeline.Fin
 			x.Observer.Missing(b, missing)
 		}
 	}
-	return out, nil
+	return nil
 }
 
-func (x *Exporter) prepare(ctx context.Context, data []byte) (*pipeline.Batch, *pipeline.Destination, []*pipeline.Finding, error) {
+func (x *Exporter) prepare(data []byte) (*pipeline.Batch, *pipeline.Destination, error) {
 	b, err := ParseBatch(data)
-	if err != nil || b.Abandoned {
-		return nil, nil, nil, err
+	if err != nil || b.Abandoned || len(b.Refs) == 0 {
+		return nil, nil, err
 	}
 	dest, ok := x.Resolver.Destination(b.Destination, b.Account, b.Region)
 	if !ok {
-		return nil, nil, nil, fmt.Errorf("batch %s: %w %s", b.ID, ErrUnknownDestination, b.Destination)
+		return nil, nil, fmt.Errorf("batch %s: %w %s", b.ID, ErrUnknownDestination, b.Destination)
 	}
-	fs, err := x.load(ctx, b)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return b, dest, fs, nil
+	return b, dest, nil
 }
 
-// WriteObject writes the object of one sealed batch record. It returns nil
-// for an abandoned record. An error is retried by the caller.
+// WriteObject writes the object of one sealed batch record, compressing
+// its findings as they are read. It returns nil for an abandoned or empty
+// record. An error is retried by the caller.
 func (x *Exporter) WriteObject(ctx context.Context, data []byte) error {
-	b, dest, fs, err := x.prepare(ctx, data)
-	if err != nil || b == nil || len(fs) == 0 {
+	b, dest, err := x.prepare(data)
+	if err != nil || b == nil {
 		return err
 	}
 	sink, ok := x.Objects[dest.Type]
 	if !ok {
 		return fmt.Errorf("batch %s: no object sink for destination type %q", b.ID, dest.Type)
 	}
-	lines := make([][]byte, len(fs))
-	for i, f := range fs {
-		lines[i] = f.Raw
-	}
-	obj, err := x.Encode(ctx, dest, b.ObjectKey(dest.Prefix), lines)
+	w := x.Compress()
+	received := make([]int64, 0, len(b.Refs))
+	err = x.each(ctx, b, func(fs []*pipeline.Finding) error {
+		for _, f := range fs {
+			if err := w.Line(f.Raw); err != nil {
+				return fmt.Errorf("batch %s finding %s: %w", b.ID, f.ID, err)
+			}
+			received = append(received, f.ReceivedAt)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("encode batch %s: %w", b.ID, err)
+		w.Abort()
+		return err
+	}
+	gz, err := w.Close()
+	if err != nil {
+		return fmt.Errorf("compress batch %s: %w", b.ID, err)
+	}
+	if len(received) == 0 {
+		return nil // every finding expired: nothing to write
+	}
+	obj, err := x.Encrypt(ctx, dest, b.ObjectKey(dest.Prefix), gz, len(received))
+	if err != nil {
+		return fmt.Errorf("encrypt batch %s: %w", b.ID, err)
 	}
 	if err := sink.PutObject(ctx, dest, obj); err != nil {
 		return fmt.Errorf("write %s: %w", obj.Key, err)
 	}
 	if x.Observer != nil {
-		x.Observer.ObjectWritten(dest, b, obj, fs)
+		x.Observer.ObjectWritten(dest, b, obj, received)
 	}
 	return nil
 }
 
 // WriteEvents emits, through the event sink named sink, the events of one
-// sealed batch record. Each event sink consumes the batches on its own, so
-// one failing bus never makes another repeat its events.
+// sealed batch record, chunk by chunk. Each event sink consumes the batches
+// on its own, so one failing bus never makes another repeat its events.
 func (x *Exporter) WriteEvents(ctx context.Context, sink string, data []byte) error {
 	s, ok := x.Events[sink]
 	if !ok {
 		return fmt.Errorf("no event sink %q", sink)
 	}
-	b, dest, fs, err := x.prepare(ctx, data)
-	if err != nil || b == nil || len(fs) == 0 {
+	b, dest, err := x.prepare(data)
+	if err != nil || b == nil {
 		return err
 	}
-	if err := s.PutEvents(ctx, dest, b, fs); err != nil {
-		return fmt.Errorf("%s events of batch %s: %w", sink, b.ID, err)
+	n := 0
+	err = x.each(ctx, b, func(fs []*pipeline.Finding) error {
+		if err := s.PutEvents(ctx, dest, b, fs); err != nil {
+			return fmt.Errorf("%s events of batch %s: %w", sink, b.ID, err)
+		}
+		n += len(fs)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if x.Observer != nil {
-		x.Observer.EventsWritten(dest, b, sink, len(fs))
+	if x.Observer != nil && n > 0 {
+		x.Observer.EventsWritten(dest, b, sink, n)
 	}
 	return nil
 }

@@ -67,40 +67,98 @@ var newline = []byte{'\n'}
 // safe for concurrent use; it reuses pooled writers.
 func Gzip(dst []byte, lines [][]byte) ([]byte, error) {
 	for i, l := range lines {
-		if len(l) == 0 {
-			return dst, fmt.Errorf("line %d is empty: %w", i, ErrBadLine)
-		}
-		if j := bytes.IndexByte(l, '\n'); j >= 0 {
-			return dst, fmt.Errorf("line %d has a newline at byte %d: %w", i, j, ErrBadLine)
+		if err := checkLine(i, l); err != nil {
+			return dst, err
 		}
 	}
+	w := NewWriter(dst)
+	for _, l := range lines {
+		w.add(l)
+	}
+	return w.Close()
+}
+
+func checkLine(i int, l []byte) error {
+	if len(l) == 0 {
+		return fmt.Errorf("line %d is empty: %w", i, ErrBadLine)
+	}
+	if j := bytes.IndexByte(l, '\n'); j >= 0 {
+		return fmt.Errorf("line %d has a newline at byte %d: %w", i, j, ErrBadLine)
+	}
+	return nil
+}
+
+// Writer compresses JSON Lines one line at a time, so that a batch is
+// compressed as it is read and its lines need not all be held at once. The
+// bytes equal Gzip's for the same lines. A Writer is not safe for
+// concurrent use; Close (or Abort) returns its pooled encoder.
+type Writer struct {
+	e     *encoder
+	stage []byte
+	lines int
+}
+
+// NewWriter returns a Writer appending the gzip stream to dst.
+func NewWriter(dst []byte) *Writer {
 	e := encoders.Get().(*encoder)
-	defer func() {
-		e.out.b = nil // never keep the caller's buffer alive in the pool
-		encoders.Put(e)
-	}()
 	e.out.b = dst
 	e.zw.Reset(&e.out) // clears Header too: no name, no mtime, OS 255
-	// Writes to appendWriter cannot fail, so neither can the gzip writes.
-	stage := e.stage[:0]
-	for _, l := range lines {
-		if len(stage)+len(l)+1 > cap(stage) {
-			_, _ = e.zw.Write(stage)
-			stage = stage[:0]
-			if len(l)+1 > cap(stage) {
-				_, _ = e.zw.Write(l)
-				_, _ = e.zw.Write(newline)
-				continue
-			}
-		}
-		stage = append(stage, l...)
-		stage = append(stage, '\n')
+	return &Writer{e: e, stage: e.stage[:0]}
+}
+
+// Line adds one JSON Lines record; it fails with ErrBadLine, adding
+// nothing, when l is empty or holds a newline.
+func (w *Writer) Line(l []byte) error {
+	if err := checkLine(w.lines, l); err != nil {
+		return err
 	}
-	_, _ = e.zw.Write(stage)
+	w.add(l)
+	return nil
+}
+
+// Lines is how many lines were added.
+func (w *Writer) Lines() int { return w.lines }
+
+// add writes a checked line. Writes to appendWriter cannot fail, so neither
+// can the gzip writes.
+func (w *Writer) add(l []byte) {
+	w.lines++
+	e := w.e
+	if len(w.stage)+len(l)+1 > cap(w.stage) {
+		_, _ = e.zw.Write(w.stage)
+		w.stage = w.stage[:0]
+		if len(l)+1 > cap(w.stage) {
+			_, _ = e.zw.Write(l)
+			_, _ = e.zw.Write(newline)
+			return
+		}
+	}
+	w.stage = append(w.stage, l...)
+	w.stage = append(w.stage, '\n')
+}
+
+// Close finishes the stream and returns dst extended with it.
+func (w *Writer) Close() ([]byte, error) {
+	e := w.e
+	defer w.release()
+	_, _ = e.zw.Write(w.stage)
 	if err := e.zw.Close(); err != nil {
-		return dst, fmt.Errorf("compress: close gzip writer: %w", err)
+		return nil, fmt.Errorf("compress: close gzip writer: %w", err)
 	}
 	return e.out.b, nil
+}
+
+// Abort gives the Writer's resources back without finishing the stream.
+func (w *Writer) Abort() { w.release() }
+
+func (w *Writer) release() {
+	if w.e == nil {
+		return
+	}
+	w.e.stage = w.stage[:0]
+	w.e.out.b = nil // never keep the caller's buffer alive in the pool
+	encoders.Put(w.e)
+	w.e = nil
 }
 
 // Gunzip reads a whole gzip stream (concatenated members included) from r

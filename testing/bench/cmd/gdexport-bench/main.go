@@ -1,0 +1,93 @@
+// Command gdexport-bench runs gdexport's benchmarks on this machine (see
+// package bench), prints one table and writes the results as JSON.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gdexport/gdexport/testing/bench"
+)
+
+// Results is the JSON written under testing/bench/results.
+type Results struct {
+	Date    string               `json:"date"`
+	Machine string               `json:"machine"`
+	Pending *bench.PendingResult `json:"pending,omitempty"`
+}
+
+func main() {
+	var (
+		scenarios = flag.String("scenarios", "pending", "comma-separated scenarios to run: pending")
+		pendingN  = flag.Int("pending", 1_000_000, "pending updated findings in the pending scenario")
+		window    = flag.Duration("window", 5*time.Minute, "update window of the pending scenario")
+		out       = flag.String("out", "", "JSON results file (default testing/bench/results/<date>.json)")
+		work      = flag.String("work", "", "working directory for stores and logs (default a temporary one)")
+	)
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	dir := *work
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "gdexport-bench"); err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+	}
+	bins, err := bench.Build(filepath.Join(dir, "bin"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	res := Results{Date: time.Now().UTC().Format(time.RFC3339), Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())}
+	var rows [][3]string
+	for _, s := range strings.Split(*scenarios, ",") {
+		switch strings.TrimSpace(s) {
+		case "pending":
+			d := filepath.Join(dir, "pending")
+			r, err := bench.Pending(ctx, bins, d, *pendingN, *window)
+			if err != nil {
+				log.Fatalf("pending: %v", err)
+			}
+			res.Pending = &r
+			rows = append(rows,
+				[3]string{"pending updates in one window", fmt.Sprintf("%d", r.Pending), ""},
+				[3]string{"worker peak heap in use", fmt.Sprintf("%.0f MB", r.PeakHeapMB), "goal ≤ 200 MB"},
+				[3]string{"worker peak RSS", fmt.Sprintf("%.0f MB", r.PeakRSSMB), ""},
+				[3]string{"staging the updates", fmt.Sprintf("%.0f s (%.0f/s)", r.StageSeconds, float64(r.Pending)/r.StageSeconds), ""},
+				[3]string{"window flushed and exported after its end", fmt.Sprintf("%.0f s", r.FlushSeconds), ""},
+			)
+		default:
+			log.Fatalf("unknown scenario %q", s)
+		}
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "measure\tresult\tgoal")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r[0], r[1], r[2])
+	}
+	tw.Flush()
+	path := *out
+	if path == "" {
+		path = filepath.Join("testing", "bench", "results", time.Now().UTC().Format("2006-01-02")+".json")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		log.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("results written to", path)
+}

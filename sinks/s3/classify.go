@@ -35,6 +35,11 @@ var accessCodes = map[string]bool{
 	"KMS.AccessDeniedException":    true,
 	"KMS.InvalidKeyUsageException": true,
 	"KMS.ValidationException":      true,
+	// MinIO's spelling of KMS faults on an SSE-KMS write
+	"kms:KeyNotFound":     true,
+	"kms:NotAuthorized":   true,
+	"kms:KeyNotSupported": true,
+	"kms:NotSupported":    true,
 	// KMS, called directly (verification)
 	"DisabledException":           true,
 	"KMSInvalidStateException":    true,
@@ -90,10 +95,15 @@ func httpStatus(err error) int {
 }
 
 // isNotImplemented reports whether the store does not implement a call or
-// setting (S3-compatible stores answer NotImplemented, 501).
-func isNotImplemented(err error) bool {
+// setting: NotImplemented (501) from any store; behind an endpoint
+// override also MalformedXML and MethodNotAllowed, which is how MinIO
+// answers a setting it lacks (PutPublicAccessBlock).
+func isNotImplemented(err error, endpointOverride bool) bool {
 	code := ErrorCode(err)
-	return code == "NotImplemented" || code == "XNotImplemented" || httpStatus(err) == http.StatusNotImplemented
+	if code == "NotImplemented" || code == "XNotImplemented" || httpStatus(err) == http.StatusNotImplemented {
+		return true
+	}
+	return endpointOverride && (code == "MalformedXML" || code == "MethodNotAllowed" || httpStatus(err) == http.StatusMethodNotAllowed)
 }
 
 // redirectRegion returns the Region S3 names in a redirect or wrong-Region

@@ -230,7 +230,7 @@ func (s *Sink) CreateBucket(ctx context.Context, dest *pipeline.Destination, pri
 	for _, st := range steps {
 		s.requests.Add(1)
 		if err := st.call(); err != nil {
-			if isNotImplemented(err) {
+			if isNotImplemented(err, dest.Endpoint != "") {
 				warn(st.setting, err)
 				continue
 			}

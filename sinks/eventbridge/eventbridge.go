@@ -68,6 +68,17 @@ func (e *TooLargeError) Error() string {
 // Unwrap returns ErrTooLarge.
 func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
 
+// Undeliverable returns the findings and their dead-letter reasons: the
+// export path stores them on the dead-letter stream when PutEvents returns
+// this error alone (everything else was delivered).
+func (e *TooLargeError) Undeliverable() ([]*pipeline.Finding, []string) {
+	reasons := make([]string, len(e.Findings))
+	for i := range e.Findings {
+		reasons[i] = e.Reason(i)
+	}
+	return e.Findings, reasons
+}
+
 // Reason is the dead-letter reason of the i-th finding.
 func (e *TooLargeError) Reason(i int) string {
 	return fmt.Sprintf("eventbridge: event of %d bytes exceeds the PutEvents limit of %d bytes", e.Sizes[i], MaxRequestSize)

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/gdexport/gdexport/pipeline"
+	"github.com/gdexport/gdexport/pipeline/export"
 )
 
 // wireEntry is a PutEvents request entry as the wire carries it.
@@ -276,3 +277,6 @@ func sizes(calls [][]wireEntry) []int {
 	}
 	return out
 }
+
+// The export path dead-letters what TooLargeError names.
+var _ export.Undeliverable = (*TooLargeError)(nil)

@@ -22,14 +22,26 @@ import (
 const startTimeout = 2 * time.Minute
 
 // Require sets the environment the containers need when the caller has not
-// (the Makefile exports both): no Ryuk reaper, and 127.0.0.1 as the Docker
-// host, so that tests never contact the default gateway's address.
+// (the Makefile exports the first two): no Ryuk reaper, and 127.0.0.1 as the
+// Docker host, so that tests never contact the default gateway's address.
+// It also fences the AWS SDK in for the test (and the processes it
+// starts): an AWS client left without an endpoint override goes to a closed
+// loopback port instead of AWS, the instance metadata service is never
+// asked for credentials, and no shared AWS files are read.
 func Require(tb testing.TB) {
 	tb.Helper()
 	for k, v := range map[string]string{"TESTCONTAINERS_RYUK_DISABLED": "true", "TESTCONTAINERS_HOST_OVERRIDE": "127.0.0.1"} {
 		if os.Getenv(k) == "" {
 			tb.Setenv(k, v)
 		}
+	}
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL":            "http://127.0.0.1:9",
+		"AWS_EC2_METADATA_DISABLED":   "true",
+		"AWS_CONFIG_FILE":             os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
+	} {
+		tb.Setenv(k, v)
 	}
 	if h := os.Getenv("TESTCONTAINERS_HOST_OVERRIDE"); h != "127.0.0.1" && h != "localhost" {
 		tb.Fatalf("TESTCONTAINERS_HOST_OVERRIDE=%s: tests may only reach containers on 127.0.0.1", h)

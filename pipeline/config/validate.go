@@ -54,6 +54,14 @@ func (c *Config) Validate() error {
 	if src := c.EventBus.EventBridge.Source; strings.HasPrefix(src, "aws.") {
 		add("eventBus.eventbridge.source", "%q: EventBridge refuses custom sources that begin with \"aws.\"", src)
 	}
+	if name := c.EventBus.EventBridge.EventBusName; name != "" && !validEventBus(name) {
+		add("eventBus.eventbridge.eventBusName", "%q is neither an event bus name (letters, digits, . - _ /) nor an event bus ARN arn:aws:events:<region>:<account>:event-bus/<name>", name)
+	}
+	if ep := c.EventBus.EventBridge.Endpoint; ep != "" {
+		if u, err := url.Parse(ep); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("eventBus.eventbridge.endpoint", "%q is not an endpoint URL: expected http(s)://host[:port]", ep)
+		}
+	}
 	if d := c.DefaultDestination; d != nil {
 		validateDestination("defaultDestination", d, "", add)
 	}
@@ -192,6 +200,30 @@ func validExternalID(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("+=,.@:/-_", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// validEventBus reports whether s is an EventBridge bus name (1 to 256 of
+// letters, digits and . - _ /) or an event-bus ARN.
+func validEventBus(s string) bool {
+	if strings.HasPrefix(s, "arn:") {
+		parts := strings.SplitN(s, ":", 6)
+		name, ok := "", false
+		if len(parts) == 6 {
+			name, ok = strings.CutPrefix(parts[5], "event-bus/")
+		}
+		return ok && awsarn.ValidPartition(parts[1]) && parts[2] == "events" && pipeline.ValidRegion(parts[3]) &&
+			pipeline.ValidAccount(parts[4]) && validEventBus(name)
+	}
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._-/", c) >= 0) {
 			return false
 		}
 	}

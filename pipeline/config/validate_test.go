@@ -106,3 +106,34 @@ func TestValidateS3Destination(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateEventBridge(t *testing.T) {
+	cases := []struct {
+		name string
+		eb   EventBridge
+		path string // "" when valid
+	}{
+		{name: "name", eb: EventBridge{EventBusName: "gdexport-findings", Source: "gdexport.guardduty"}},
+		{name: "arn", eb: EventBridge{EventBusName: "arn:aws:events:us-east-1:111122223333:event-bus/gdexport"}},
+		// EventBridge refuses aws.* sources from anyone but AWS.
+		{name: "aws source", eb: EventBridge{EventBusName: "b", Source: "aws.guardduty"}, path: "eventBus.eventbridge.source"},
+		{name: "bad name", eb: EventBridge{EventBusName: "my bus"}, path: "eventBus.eventbridge.eventBusName"},
+		{name: "queue arn", eb: EventBridge{EventBusName: "arn:aws:sqs:us-east-1:111122223333:q"}, path: "eventBus.eventbridge.eventBusName"},
+		{name: "bad endpoint", eb: EventBridge{EventBusName: "b", Endpoint: "localhost:4010"}, path: "eventBus.eventbridge.endpoint"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := (&Config{EventBus: EventBus{EventBridge: tc.eb}}).Validate()
+			if tc.path == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ps Problems
+			if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Path != tc.path {
+				t.Fatalf("err = %v, want one problem at %s", err, tc.path)
+			}
+		})
+	}
+}

@@ -157,3 +157,31 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestPrincipalFromCaller(t *testing.T) {
+	cases := []struct {
+		name, caller, want string // want "" for an error
+	}{
+		// The usual case: gdexport runs under a role (EKS, ECS, EC2, SSO).
+		{"assumed role", "arn:aws:sts::111122223333:assumed-role/gdexport/i-0abc", "arn:aws:iam::111122223333:role/gdexport"},
+		{"gov partition", "arn:aws-us-gov:sts::111122223333:assumed-role/gdexport/s", "arn:aws-us-gov:iam::111122223333:role/gdexport"},
+		{"iam user", "arn:aws:iam::111122223333:user/ci", "arn:aws:iam::111122223333:user/ci"},
+		// Federated users and garbage cannot be named in a policy this way.
+		{"federated", "arn:aws:sts::111122223333:federated-user/bob", ""},
+		{"not an arn", "gdexport", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := PrincipalFromCaller(tc.caller)
+			if tc.want == "" {
+				if !errors.Is(err, ErrPrincipal) {
+					t.Fatalf("got %q, %v; want ErrPrincipal", got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -166,7 +166,8 @@ func buildImage(ctx context.Context, tb testing.TB, toolsDir string, t Tool, tag
 	var log bytes.Buffer
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, t.Name), t.Package)
 	cmd.Dir = toolsDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=readonly")
+	// -mod=readonly: the build uses exactly the pinned versions (the hash's inputs).
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=readonly"))
 	cmd.Stdout, cmd.Stderr = &log, &log
 	compileStart := time.Now()
 	if err := cmd.Run(); err != nil {

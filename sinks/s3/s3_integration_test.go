@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -97,6 +96,7 @@ func TestMinIO(t *testing.T) {
 		if head.ServerSideEncryption != types.ServerSideEncryptionAwsKms || !strings.HasSuffix(aws.ToString(head.SSEKMSKeyId), e.minio.KMSKey) {
 			t.Fatalf("HeadObject: encryption %q key %q, want aws:kms and %s", head.ServerSideEncryption, aws.ToString(head.SSEKMSKeyId), e.minio.KMSKey)
 		}
+		t.Logf("HeadObject: %s, key id %s", head.ServerSideEncryption, aws.ToString(head.SSEKMSKeyId))
 		if aws.ToString(head.ContentType) != "application/gzip" || head.ContentEncoding != nil {
 			t.Fatalf("HeadObject: Content-Type %q, Content-Encoding %q; want application/gzip and none", aws.ToString(head.ContentType), aws.ToString(head.ContentEncoding))
 		}
@@ -244,5 +244,3 @@ func get(t *testing.T, c *awss3.Client, bucket, key string) []byte {
 	}
 	return b
 }
-
-var _ = errors.New

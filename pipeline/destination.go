@@ -48,6 +48,12 @@ type Destination struct {
 	Encryption string          `json:"encryption"`
 	KeyFile    string          `json:"keyFile,omitempty"`
 	Endpoint   string          `json:"endpoint,omitempty"`
+	// KmsEndpoint overrides the KMS endpoint (an emulator).
+	KmsEndpoint string `json:"kmsEndpoint,omitempty"`
+	// RoleArn is assumed, with ExternalID when set, to write a bucket in
+	// another account.
+	RoleArn    string `json:"roleArn,omitempty"`
+	ExternalID string `json:"externalId,omitempty"`
 	// Default marks the instance of the default destination that serves one
 	// (account, Region) acting as its own administrator.
 	Default bool `json:"default,omitempty"`

@@ -12,17 +12,21 @@ import (
 
 	"github.com/gdexport/gdexport/stages/compress"
 	"github.com/gdexport/gdexport/stages/encrypt"
+	"github.com/gdexport/gdexport/stages/encrypt/kms"
 )
 
 func decryptCmd(g *globals) *cobra.Command {
-	var keyFile string
+	var keyFile, kmsEndpoint, region string
 	c := &cobra.Command{
 		Use:   "decrypt FILE...",
 		Short: "Print exported objects (.jsonl.gz.enc envelope files, or plain .jsonl.gz) as JSON Lines",
 		Long: `Print exported objects as JSON Lines on stdout, one finding per line, exactly as exported.
 
 An envelope-encrypted object (.enc) is opened with the key named in its header: the
-local master key file (--key-file, default <data-dir>/keys/local-master.key).
+local master key file (--key-file, default <data-dir>/keys/local-master.key), or an
+AWS KMS key, through KMS Decrypt with the standard AWS credential chain (environment,
+~/.aws profiles, web identity, instance roles). A KMS key ARN names its Region; a bare
+key id (an emulator) takes --region (or AWS_REGION) and --kms-endpoint.
 A plain .jsonl.gz object is only decompressed.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -34,9 +38,27 @@ A plain .jsonl.gz object is only decompressed.`,
 				keyFile = filepath.Join(dir, "keys", "local-master.key")
 			}
 			var local *encrypt.Local
+			var kmsKeys *kms.Keys
 			resolve := func(provider, keyID string) (encrypt.KeyProvider, error) {
+				if provider == kms.ProviderName {
+					if kmsKeys == nil {
+						var opts []kms.Option
+						if kmsEndpoint != "" {
+							opts = append(opts, kms.WithEndpoint(kmsEndpoint))
+						}
+						if region != "" {
+							opts = append(opts, kms.WithRegion(region))
+						}
+						k, err := kms.NewKeys(opts...)
+						if err != nil {
+							return nil, err
+						}
+						kmsKeys = k
+					}
+					return kmsKeys.Provider(cmd.Context(), keyID, region)
+				}
 				if provider != encrypt.ProviderLocal {
-					return nil, fmt.Errorf("object needs key provider %q (key %s), which decrypt does not support yet", provider, keyID)
+					return nil, fmt.Errorf("object needs key provider %q (key %s), which this gdexport does not know", provider, keyID)
 				}
 				if local == nil {
 					l, err := encrypt.LoadLocal(keyFile)
@@ -56,6 +78,8 @@ A plain .jsonl.gz object is only decompressed.`,
 		},
 	}
 	c.Flags().StringVar(&keyFile, "key-file", "", "local master key file (default <data-dir>/keys/local-master.key)")
+	c.Flags().StringVar(&kmsEndpoint, "kms-endpoint", "", "KMS endpoint override, such as local-kms's http://127.0.0.1:8080 (objects of provider kms)")
+	c.Flags().StringVar(&region, "region", "", "Region of a KMS key given without an ARN (default AWS_REGION or the profile's)")
 	return c
 }
 

@@ -27,11 +27,14 @@ import (
 	"github.com/gdexport/gdexport/pipeline/state"
 	"github.com/gdexport/gdexport/pipeline/telemetry"
 	"github.com/gdexport/gdexport/pipeline/wmjs"
+	"github.com/gdexport/gdexport/sinks/eventbridge"
 	"github.com/gdexport/gdexport/sinks/localdir"
 	"github.com/gdexport/gdexport/sinks/natsbus"
+	"github.com/gdexport/gdexport/sinks/s3"
 	"github.com/gdexport/gdexport/stages/compress"
 	"github.com/gdexport/gdexport/stages/decode"
 	"github.com/gdexport/gdexport/stages/encrypt"
+	"github.com/gdexport/gdexport/stages/encrypt/kms"
 	"github.com/gdexport/gdexport/stages/fanin"
 	"github.com/gdexport/gdexport/stages/filter"
 	"github.com/gdexport/gdexport/stages/window"
@@ -356,14 +359,30 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 	}
 	router.AddMiddleware(middleware.Recoverer)
 
-	enc := encrypt.NewEncryptor(encrypt.NewLocalKeys(filepath.Join(w.cfg.DataDir, "keys", "local-master.key")).ForDestination)
+	localKeys := encrypt.NewLocalKeys(filepath.Join(w.cfg.DataDir, "keys", "local-master.key"))
+	kmsKeys, err := kms.NewKeys(kms.WithLogger(w.log))
+	if err != nil {
+		return nil, err
+	}
+	// Envelope on S3 wraps data keys with the destination's KMS key; without
+	// one (and on LOCAL) with the local master key file.
+	enc := encrypt.NewEncryptor(func(dest *pipeline.Destination) (encrypt.KeyProvider, error) {
+		if dest.Type == pipeline.DestinationS3 && dest.KmsKeyArn != "" {
+			return kmsKeys.ForDestination(dest)
+		}
+		return localKeys.ForDestination(dest)
+	})
+	s3Sink, err := s3.New(s3.WithLogger(w.log), s3.WithKeyChecker(kmsKeys.CheckKey))
+	if err != nil {
+		return nil, err
+	}
 	x := &export.Exporter{
 		NC:       w.nc,
 		Resolver: w.store,
 		Decode:   decode.Decode,
 		Compress: func() export.LineWriter { return compress.NewWriter(nil) },
 		Encrypt:  enc.Encrypt,
-		Objects:  map[pipeline.DestinationType]pipeline.ObjectSink{pipeline.DestinationLocal: localdir.New()},
+		Objects:  map[pipeline.DestinationType]pipeline.ObjectSink{pipeline.DestinationLocal: localdir.New(), pipeline.DestinationS3: s3Sink},
 		Observer: w.stats,
 		Log:      w.log,
 	}
@@ -377,6 +396,23 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 		x.Events["nats"] = natsbus.New(w.js)
 		handlers = append(handlers, handler{natsx.ConsumerEvents, "nats", func(ctx context.Context, data []byte) error {
 			return x.WriteEvents(ctx, "nats", data)
+		}})
+	}
+	if eb := w.cfg.EventBus.EventBridge; eb.EventBusName != "" {
+		opts := []eventbridge.Option{eventbridge.WithLogger(w.log)}
+		if eb.Source != "" {
+			opts = append(opts, eventbridge.WithSource(eb.Source))
+		}
+		if eb.Endpoint != "" {
+			opts = append(opts, eventbridge.WithEndpoint(eb.Endpoint))
+		}
+		bus, err := eventbridge.New(eb.EventBusName, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("eventBus.eventbridge: %w", err)
+		}
+		x.Events["eventbridge"] = bus
+		handlers = append(handlers, handler{natsx.ConsumerEventBridge, "eventbridge", func(ctx context.Context, data []byte) error {
+			return x.WriteEvents(ctx, "eventbridge", data)
 		}})
 	}
 	w.exportConsumers = nil
@@ -393,8 +429,8 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 			// Each batch in flight holds its compressed object (a few MB
 			// at most) and a chunk of findings.
 			Concurrency: 3,
-			NackDelay:     wmjs.BackoffNackDelay(time.Second, time.Minute),
-			Logger:        wlog,
+			NackDelay:   wmjs.BackoffNackDelay(time.Second, time.Minute),
+			Logger:      wlog,
 		})
 		if err != nil {
 			return nil, err

@@ -127,7 +127,17 @@ type Destination struct {
 	Prefix     string `yaml:"prefix,omitempty"`
 	Encryption string `yaml:"encryption,omitempty"`
 	KeyFile    string `yaml:"keyFile,omitempty"`
-	Endpoint   string `yaml:"endpoint,omitempty"`
+	// Endpoint overrides the S3 endpoint (an S3-compatible store such as
+	// MinIO); requests then use path-style addressing.
+	Endpoint string `yaml:"endpoint,omitempty"`
+	// KmsEndpoint overrides the KMS endpoint (an emulator such as
+	// local-kms) for envelope encryption and verification.
+	KmsEndpoint string `yaml:"kmsEndpoint,omitempty"`
+	// RoleArn, when set, is assumed (STS AssumeRole, with ExternalID when
+	// set) on top of the standard credential chain to write this
+	// destination: a bucket in another account.
+	RoleArn    string `yaml:"roleArn,omitempty"`
+	ExternalID string `yaml:"externalId,omitempty"`
 }
 
 // DestinationProperties are GuardDuty's destinationProperties.

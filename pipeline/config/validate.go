@@ -3,10 +3,12 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/gdexport/gdexport/pipeline"
+	"github.com/gdexport/gdexport/pipeline/awsarn"
 )
 
 // Validate checks every field and returns Problems (nil when valid). It
@@ -52,6 +54,14 @@ func (c *Config) Validate() error {
 	if src := c.EventBus.EventBridge.Source; strings.HasPrefix(src, "aws.") {
 		add("eventBus.eventbridge.source", "%q: EventBridge refuses custom sources that begin with \"aws.\"", src)
 	}
+	if name := c.EventBus.EventBridge.EventBusName; name != "" && !validEventBus(name) {
+		add("eventBus.eventbridge.eventBusName", "%q is neither an event bus name (letters, digits, . - _ /) nor an event bus ARN arn:aws:events:<region>:<account>:event-bus/<name>", name)
+	}
+	if ep := c.EventBus.EventBridge.Endpoint; ep != "" {
+		if u, err := url.Parse(ep); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("eventBus.eventbridge.endpoint", "%q is not an endpoint URL: expected http(s)://host[:port]", ep)
+		}
+	}
 	if d := c.DefaultDestination; d != nil {
 		validateDestination("defaultDestination", d, "", add)
 	}
@@ -96,15 +106,7 @@ func validateDestination(p string, d *Destination, region string, add func(path,
 			add(p+".root", "a LOCAL destination needs a root directory")
 		}
 	case "S3":
-		arn := d.DestinationProperties.DestinationArn
-		if arn == "" {
-			add(p+".destinationProperties.destinationArn", "an S3 destination needs a bucket ARN such as arn:aws:s3:::my-bucket/prefix")
-		} else if !strings.HasPrefix(arn, "arn:aws:s3:::") && !strings.HasPrefix(arn, "arn:aws-us-gov:s3:::") && !strings.HasPrefix(arn, "arn:aws-cn:s3:::") {
-			add(p+".destinationProperties.destinationArn", "%q is not an S3 bucket ARN: expected arn:aws:s3:::bucket[/prefix]", arn)
-		}
-		if d.DestinationProperties.KmsKeyArn == "" {
-			add(p+".destinationProperties.kmsKeyArn", "an S3 destination needs a KMS key ARN (GuardDuty encrypts every export)")
-		}
+		validateS3(p, d, add)
 	case "":
 		add(p+".destinationType", "missing: expected S3 or LOCAL")
 	default:
@@ -126,19 +128,104 @@ func validateDestination(p string, d *Destination, region string, add func(path,
 
 // CheckPrefix refuses object-key prefixes that could escape their folder or
 // confuse readers: "..", a leading "/", control characters.
-func CheckPrefix(prefix string) error {
-	if strings.HasPrefix(prefix, "/") {
-		return fmt.Errorf("%q must not start with /", prefix)
-	}
-	for _, part := range strings.Split(prefix, "/") {
-		if part == ".." {
-			return fmt.Errorf("%q must not contain ..", prefix)
+func CheckPrefix(prefix string) error { return awsarn.CheckPrefix(prefix) }
+
+// validateS3 checks an S3 destination's ARNs, endpoints and role without
+// connecting anywhere; Region and reachability are checked by the
+// destination's verification.
+func validateS3(p string, d *Destination, add func(path, format string, args ...any)) {
+	override := d.Endpoint != "" || d.KmsEndpoint != ""
+	arnPath := p + ".destinationProperties.destinationArn"
+	keyPath := p + ".destinationProperties.kmsKeyArn"
+	var bucket awsarn.S3Destination
+	bucketOK := false
+	if arn := d.DestinationProperties.DestinationArn; arn == "" {
+		add(arnPath, "an S3 destination needs a bucket ARN such as arn:aws:s3:::my-bucket/prefix")
+	} else if b, err := awsarn.ParseS3Destination(arn); err != nil {
+		add(arnPath, "%v", err)
+	} else {
+		bucket, bucketOK = b, true
+		if pre := strings.Trim(d.Prefix, "/"); pre != "" && b.Prefix != "" && pre != b.Prefix {
+			add(p+".prefix", "%q differs from the prefix %q of destinationArn: give the prefix in one place (GuardDuty's way is the ARN)", d.Prefix, b.Prefix)
 		}
 	}
-	for _, r := range prefix {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%q must not contain control characters", prefix)
+	switch ref := d.DestinationProperties.KmsKeyArn; {
+	case ref == "" && d.Encryption == pipeline.EncryptionEnvelope:
+		// Envelope without a KMS key wraps data keys with the local key file.
+	case ref == "":
+		add(keyPath, "an S3 destination needs a KMS key ARN (GuardDuty encrypts every export with SSE-KMS)")
+	default:
+		k, err := awsarn.ParseKMSKey(ref, override)
+		if err != nil {
+			add(keyPath, "%v", err)
+		} else if bucketOK && k.IsARN() && k.Partition != bucket.Partition {
+			add(keyPath, "%q is in partition %s, the bucket %s in %s: a key must be in its bucket's partition and Region", ref, k.Partition, bucket.Bucket, bucket.Partition)
 		}
 	}
-	return nil
+	for _, e := range []struct{ field, url string }{{"endpoint", d.Endpoint}, {"kmsEndpoint", d.KmsEndpoint}} {
+		if e.url == "" {
+			continue
+		}
+		if u, err := url.Parse(e.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(p+"."+e.field, "%q is not an endpoint URL: expected http(s)://host[:port]", e.url)
+		}
+	}
+	if d.RoleArn != "" && !validRoleARN(d.RoleArn) {
+		add(p+".roleArn", "%q is not an IAM role ARN: expected arn:aws:iam::<account>:role/<name>", d.RoleArn)
+	}
+	if d.ExternalID != "" {
+		if d.RoleArn == "" {
+			add(p+".externalId", "an external id is only used with roleArn")
+		} else if !validExternalID(d.ExternalID) {
+			add(p+".externalId", "must have 2 to 1224 characters of letters, digits and +=,.@:/-")
+		}
+	}
+}
+
+// validRoleARN reports whether s is arn:<partition>:iam::<account>:role/<path/name>.
+func validRoleARN(s string) bool {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || !awsarn.ValidPartition(parts[1]) || parts[2] != "iam" || parts[3] != "" || !pipeline.ValidAccount(parts[4]) {
+		return false
+	}
+	name, ok := strings.CutPrefix(parts[5], "role/")
+	return ok && name != "" && !strings.HasSuffix(name, "/")
+}
+
+// validExternalID checks STS's rules for an external id.
+func validExternalID(s string) bool {
+	if len(s) < 2 || len(s) > 1224 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("+=,.@:/-_", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// validEventBus reports whether s is an EventBridge bus name (1 to 256 of
+// letters, digits and . - _ /) or an event-bus ARN.
+func validEventBus(s string) bool {
+	if strings.HasPrefix(s, "arn:") {
+		parts := strings.SplitN(s, ":", 6)
+		name, ok := "", false
+		if len(parts) == 6 {
+			name, ok = strings.CutPrefix(parts[5], "event-bus/")
+		}
+		return ok && awsarn.ValidPartition(parts[1]) && parts[2] == "events" && pipeline.ValidRegion(parts[3]) &&
+			pipeline.ValidAccount(parts[4]) && validEventBus(name)
+	}
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._-/", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gdexport/gdexport/pipeline"
 	"github.com/gdexport/gdexport/pipeline/natsx"
@@ -194,10 +196,15 @@ func (x *Exporter) WriteEvents(ctx context.Context, sink string, data []byte) er
 	}
 	n := 0
 	err = x.each(ctx, b, func(fs []*pipeline.Finding) error {
-		if err := s.PutEvents(ctx, dest, b, fs); err != nil {
+		err := s.PutEvents(ctx, dest, b, fs)
+		dead, ok := x.deadLetterUndeliverable(ctx, dest, err)
+		if ok {
+			err = nil
+		}
+		if err != nil {
 			return fmt.Errorf("%s events of batch %s: %w", sink, b.ID, err)
 		}
-		n += len(fs)
+		n += len(fs) - dead
 		return nil
 	})
 	if err != nil {
@@ -207,4 +214,47 @@ func (x *Exporter) WriteEvents(ctx context.Context, sink string, data []byte) er
 		x.Observer.EventsWritten(dest, b, sink, n)
 	}
 	return nil
+}
+
+// Undeliverable is implemented by an event sink's error that names findings
+// the sink can never deliver, such as an event larger than EventBridge's
+// limit. A sink returns such an error itself, unwrapped, when everything
+// else was delivered; its findings then go to the dead letter with the
+// reason instead of the batch being retried forever.
+type Undeliverable interface {
+	error
+	Undeliverable() (findings []*pipeline.Finding, reasons []string)
+}
+
+// deadLetterUndeliverable stores the findings of an Undeliverable error on
+// the dead-letter stream (reason in Gdexport-Reason, deduplicated per
+// destination and finding version) and reports how many, and true, once
+// they are stored. For any other error, or when storing fails, it reports
+// false and the caller retries the batch.
+func (x *Exporter) deadLetterUndeliverable(ctx context.Context, dest *pipeline.Destination, err error) (int, bool) {
+	u, ok := err.(Undeliverable)
+	if !ok {
+		return 0, false
+	}
+	fs, reasons := u.Undeliverable()
+	js, jerr := jetstream.New(x.NC)
+	if jerr != nil {
+		x.Log.Warn("dead letter not stored; events will be retried", slog.Any("error", jerr))
+		return 0, false
+	}
+	for i, f := range fs {
+		m := &nats.Msg{Subject: natsx.SubjectDeadLetter, Data: f.Raw, Header: nats.Header{}}
+		m.Header.Set(natsx.HeaderReason, reasons[i])
+		if f.Seq > 0 {
+			m.Header.Set(natsx.HeaderSeq, strconv.FormatUint(f.Seq, 10))
+		}
+		m.Header.Set(jetstream.MsgIDHeader, "dl:event:"+dest.ID+":"+f.VersionKey())
+		if _, perr := js.PublishMsg(ctx, m); perr != nil {
+			x.Log.Warn("dead letter not stored; events will be retried", slog.String("finding", f.ID), slog.Any("error", perr))
+			return 0, false
+		}
+		x.Log.Warn("finding dead-lettered: its event cannot be delivered", slog.String("finding", f.ID),
+			slog.String("destination", dest.ID), slog.String("reason", reasons[i]))
+	}
+	return len(fs), true
 }

@@ -37,6 +37,9 @@ const (
 	ConsumerIngest  = "ingest"
 	ConsumerObjects = "objects"
 	ConsumerEvents  = "events"
+	// ConsumerEventBridge writes events to Amazon EventBridge, apart from
+	// the NATS bus, so that each bus records its own progress.
+	ConsumerEventBridge = "eventbridge"
 )
 
 // TopologyConfig sizes the streams and buckets.

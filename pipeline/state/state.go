@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gdexport/gdexport/pipeline"
+	"github.com/gdexport/gdexport/pipeline/awsarn"
 	"github.com/gdexport/gdexport/pipeline/config"
 	"github.com/gdexport/gdexport/pipeline/schedule"
 )
@@ -108,6 +109,16 @@ func DestinationFromConfig(account, region string, d *config.Destination) *pipel
 		Encryption: d.Encryption,
 		KeyFile:    d.KeyFile,
 		Endpoint:   d.Endpoint,
+
+		KmsEndpoint: d.KmsEndpoint,
+		RoleArn:     d.RoleArn,
+		ExternalID:  d.ExternalID,
+	}
+	if out.Type == pipeline.DestinationS3 && out.Prefix == "" {
+		// GuardDuty's way: the prefix is the destination ARN's path.
+		if b, err := awsarn.ParseS3Destination(out.Arn); err == nil {
+			out.Prefix = b.Prefix
+		}
 	}
 	if out.Root != "" {
 		if abs, err := filepath.Abs(out.Root); err == nil {

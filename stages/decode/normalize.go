@@ -335,7 +335,10 @@ func normalize(dst, data []byte, inEnvelope bool) ([]byte, error) {
 	if !d.pascal && !d.ws {
 		return append(dst, data...), nil
 	}
-	return compact(dst, data, d.pascal), nil
+	if d.pascal {
+		return compactCamel(dst, data), nil
+	}
+	return compact(dst, data, false), nil
 }
 
 // envelopeDetail returns the detail of an EventBridge event whose detail-type
@@ -388,6 +391,69 @@ func compact(dst, b []byte, camel bool) []byte {
 			dst = append(dst, b[j:e]...)
 		}
 		i = e
+	}
+	return dst
+}
+
+// mapMembers are the members of a finding whose values are maps in
+// GuardDuty's API model, with how many levels of map keys they hold: their
+// keys are user data (a resource type such as "AWS::S3::Bucket", a profile
+// name), which the AWS CLI prints as they are, so they are never converted.
+// Values below the map levels are structures again.
+var mapMembers = map[string]int{
+	"AffectedResources": 1, // AwsApiCallAction: map<string, string>
+	"Behavior":          2, // AnomalyUnusual: map<string, map<string, AnomalyObject>>
+	"Profiles":          2, // Anomaly: map<string, map<string, []AnomalyObject>>
+}
+
+// compactCamel is compact with camel set, for AWS CLI output: it lowercases
+// the first letter of member names, except the keys of the map-valued
+// members (mapMembers), which it copies. b must be valid JSON.
+func compactCamel(dst, b []byte) []byte {
+	// One entry per open container: for an object, how many levels of map
+	// keys it holds (0: a structure, whose keys are member names).
+	var stackBuf [32]int
+	stack := stackBuf[:0]
+	pending := 0 // map levels of the value that comes next
+	n := len(b)
+	for i := 0; i < n; {
+		c := b[i]
+		switch {
+		case isSpace(c):
+			i++
+			continue
+		case c == '{':
+			stack = append(stack, pending)
+			pending = 0
+		case c == '[':
+			stack = append(stack, 0) // elements of a list are structures
+			pending = 0
+		case c == '}' || c == ']':
+			stack = stack[:len(stack)-1]
+		case c == ',':
+			pending = 0 // the value that had it was a scalar
+		case c == '"':
+			e := stringEnd(b, i)
+			if isMemberName(b, e) {
+				levels := 0
+				if len(stack) > 0 {
+					levels = stack[len(stack)-1]
+				}
+				if levels > 0 {
+					dst = append(dst, b[i:e]...) // a map key: user data
+					pending = levels - 1
+				} else {
+					dst = appendLowerFirst(dst, b[i:e])
+					pending = mapMembers[string(b[i+1:e-1])]
+				}
+			} else {
+				dst = append(dst, b[i:e]...)
+			}
+			i = e
+			continue
+		}
+		dst = append(dst, c)
+		i++
 	}
 	return dst
 }

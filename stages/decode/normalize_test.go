@@ -24,6 +24,12 @@ func TestNormalize(t *testing.T) {
 		{name: "key order and unknown fields", in: `{"z":1,"accountId":"1","a":{"y":null,"b":true}}`, want: `{"z":1,"accountId":"1","a":{"y":null,"b":true}}`},
 		// AWS CLI output: member names camelCased, values untouched.
 		{name: "PascalCase member names", in: `{"AccountId":"1","Resource":{"InstanceDetails":{"Tags":[{"Key":"Name","Value":"WebServer"}]}},"Title":"Title Case"}`, want: `{"accountId":"1","resource":{"instanceDetails":{"tags":[{"key":"Name","value":"WebServer"}]}},"title":"Title Case"}`},
+		// Keys of map-valued members are user data, kept as the CLI prints them.
+		{name: "PascalCase map keys kept", in: `{"Id":"x","Service":{"Action":{"AwsApiCallAction":{"AffectedResources":{"AWS::S3::Bucket":"B"},"Api":"PutObject"}}}}`, want: `{"id":"x","service":{"action":{"awsApiCallAction":{"affectedResources":{"AWS::S3::Bucket":"B"},"api":"PutObject"}}}}`},
+		// Two levels of map keys, then structures again (Anomaly.Profiles).
+		{name: "PascalCase nested map then structures", in: `{"Id":"x","Anomaly":{"Profiles":{"Frequent":{"UserAgent":[{"ProfileType":"FREQUENCY","Observations":{"Text":["a"]}}]}},"Unusual":{"Behavior":{"Unusual":{"AsnOrg":{"ProfileSubtype":"RARE"}}}}}}`, want: `{"id":"x","anomaly":{"profiles":{"Frequent":{"UserAgent":[{"profileType":"FREQUENCY","observations":{"text":["a"]}}]}},"unusual":{"behavior":{"Unusual":{"AsnOrg":{"profileSubtype":"RARE"}}}}}}`},
+		// A map member holding a scalar does not make the next object a map.
+		{name: "PascalCase map member with scalar value", in: `{"Id":"x","AffectedResources":null,"Other":{"Key":1}}`, want: `{"id":"x","affectedResources":null,"other":{"key":1}}`},
 		// Detection also works on Id or SchemaVersion alone.
 		{name: "PascalCase detected by Id", in: `{"Id":"x","Type":"T"}`, want: `{"id":"x","type":"T"}`},
 		{name: "PascalCase detected by SchemaVersion", in: `{"SchemaVersion":"2.0","Region":"us-east-1"}`, want: `{"schemaVersion":"2.0","region":"us-east-1"}`},

@@ -7,9 +7,10 @@
 //
 // Each object gets a fresh random 256-bit data key. The body (the gzip bytes)
 // is encrypted with AES-256-GCM under the data key; the data key is wrapped by
-// a KeyProvider (the local master key file today, AWS KMS later) bound to an
-// encryption context, {"destination": <destination id>, "key": <object key
-// without .enc>}, so an object cannot be passed off as another one. Plaintext
+// a KeyProvider (the local master key file, or AWS KMS through package
+// encrypt/kms) bound to an encryption context, {"destination": <destination
+// id>, "key": <object key without .enc>} and, for S3 destinations,
+// "bucket": <bucket name>, so an object cannot be passed off as another one. Plaintext
 // data keys live only in memory for one Seal or Open and are never logged.
 // One provider call is made per object, never per finding.
 //

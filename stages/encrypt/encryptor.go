@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/gdexport/gdexport/pipeline"
+	"github.com/gdexport/gdexport/pipeline/awsarn"
 )
 
 // Object properties the Encryptor sets.
@@ -19,10 +20,12 @@ const (
 	ContentTypeGzip = "application/gzip"
 )
 
-// Encryption context keys of an export object.
+// Encryption context keys of an export object. ContextBucket is present
+// only for S3 destinations.
 const (
 	ContextDestination = "destination"
 	ContextKey         = "key"
+	ContextBucket      = "bucket"
 )
 
 var (
@@ -66,7 +69,8 @@ func NewEncryptor(providerFor ProviderFor) *Encryptor {
 // under the object key key (Batch.ObjectKey):
 //
 //   - EncryptionEnvelope: Key is key+Suffix, Body the envelope sealed with a
-//     fresh data key bound to EncryptionContext(dest.ID, key), ContentType
+//     fresh data key bound to EncryptionContext(dest.ID, key) (plus
+//     ContextBucket, the bucket's name, for an S3 destination), ContentType
 //     ContentTypeEnvelope. One key provider call per object.
 //   - EncryptionSSEKMS: Key is key, Body is gz itself (not copied),
 //     ContentType ContentTypeGzip, SSEKMSKeyID dest.KmsKeyArn; nothing is
@@ -85,7 +89,17 @@ func (e *Encryptor) Encrypt(ctx context.Context, dest *pipeline.Destination, key
 		if err != nil {
 			return nil, fmt.Errorf("destination %s: key provider: %w", dest.ID, err)
 		}
-		body, err := Seal(ctx, p, EncryptionContext(dest.ID, key), gz)
+		encCtx := EncryptionContext(dest.ID, key)
+		if dest.Type == pipeline.DestinationS3 {
+			b, err := awsarn.ParseS3Destination(dest.Arn)
+			if err != nil {
+				return nil, fmt.Errorf("destination %s: %w: %w", dest.ID, ErrEncryptionMode, err)
+			}
+			// KMS logs the context with every call (CloudTrail): it names
+			// the bucket and the object the data key belongs to.
+			encCtx[ContextBucket] = b.Bucket
+		}
+		body, err := Seal(ctx, p, encCtx, gz)
 		if err != nil {
 			return nil, fmt.Errorf("destination %s: seal %s: %w", dest.ID, key, err)
 		}

@@ -35,6 +35,14 @@ func TestEncrypt(t *testing.T) {
 			wantCalls:   1,
 		},
 		{
+			// Envelope on S3 (opt-in): the context also names the bucket.
+			name:        "envelope on s3",
+			dest:        pipeline.Destination{ID: "d-s3env", Type: pipeline.DestinationS3, Arn: "arn:aws:s3:::my-findings-bucket/guardduty", Encryption: pipeline.EncryptionEnvelope},
+			providerFor: providerFor,
+			want:        pipeline.Object{Key: key + ".enc", ContentType: "application/octet-stream", Lines: 7},
+			wantCalls:   1,
+		},
+		{
 			// GuardDuty's own mode: the store encrypts; the body stays gzip.
 			name: "sse-kms",
 			dest: pipeline.Destination{ID: "d-kms", Type: pipeline.DestinationS3, Encryption: pipeline.EncryptionSSEKMS, KmsKeyArn: arn},
@@ -96,7 +104,14 @@ func TestEncrypt(t *testing.T) {
 				return
 			}
 			_, _, encCtx, err := Header(body)
-			if err != nil || encCtx[ContextDestination] != tc.dest.ID || encCtx[ContextKey] != key || len(encCtx) != 2 {
+			wantCtx := 2
+			if tc.dest.Type == pipeline.DestinationS3 {
+				wantCtx = 3
+				if encCtx[ContextBucket] != "my-findings-bucket" {
+					t.Fatalf("encryption context %v, want bucket my-findings-bucket", encCtx)
+				}
+			}
+			if err != nil || encCtx[ContextDestination] != tc.dest.ID || encCtx[ContextKey] != key || len(encCtx) != wantCtx {
 				t.Fatalf("encryption context %v (%v), want destination %s and key without .enc", encCtx, err, tc.dest.ID)
 			}
 			plain, err := Open(ctx, Providers(local), body)

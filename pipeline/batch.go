@@ -35,6 +35,10 @@ type Batch struct {
 	// destination owner's by default.
 	Account string `json:"account"`
 	Region  string `json:"region"`
+	// KeyAccount, when set, names the key folder instead of Account: the
+	// finding owner's account, for a destination whose keyAccount is owner.
+	// Every finding of such a batch belongs to that account.
+	KeyAccount string `json:"keyAccount,omitempty"`
 	Lane    Lane   `json:"lane"`
 	// SealedAt is when the composition was persisted (epoch ms, UTC).
 	SealedAt int64 `json:"sealedAt"`
@@ -63,10 +67,15 @@ func (b *Batch) ObjectName() string {
 }
 
 // ObjectKey is the full key under the destination:
-// [prefix/]AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/<name>.
+// [prefix/]AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/<name>, where
+// account is KeyAccount when set, else Account.
 func (b *Batch) ObjectKey(prefix string) string {
 	t := b.SealTime()
-	k := path.Join("AWSLogs", b.Account, "GuardDuty", b.Region, t.Format("2006"), t.Format("01"), t.Format("02"), b.ObjectName())
+	account := b.Account
+	if b.KeyAccount != "" {
+		account = b.KeyAccount
+	}
+	k := path.Join("AWSLogs", account, "GuardDuty", b.Region, t.Format("2006"), t.Format("01"), t.Format("02"), b.ObjectName())
 	if prefix != "" {
 		k = path.Join(prefix, k)
 	}

@@ -21,6 +21,14 @@ type NewLaneConfig struct {
 	Sealers int
 }
 
+// laneKey identifies an open batch: per destination and, for a destination
+// whose keys carry the finding owner's account, per owner account, so that
+// a batch never mixes destinations nor, then, accounts.
+type laneKey struct {
+	dest       string
+	keyAccount string
+}
+
 type openBatch struct {
 	dest    *pipeline.Destination
 	opened  time.Time
@@ -29,6 +37,9 @@ type openBatch struct {
 	holds   []*Hold
 	bytes   int
 	sealing bool
+
+	// keyAccount is the finding owner's account when dest keys by owner.
+	keyAccount string
 }
 
 // NewLane is the new-findings lane. Add is safe for concurrent use.
@@ -39,7 +50,7 @@ type NewLane struct {
 	clock  func() time.Time
 
 	mu    sync.Mutex
-	open  map[string]*openBatch // by destination id
+	open  map[laneKey]*openBatch
 	queue chan *openBatch
 	wg    sync.WaitGroup
 	// OnSealed, if set, is called after each successful seal.
@@ -52,7 +63,7 @@ func NewNewLane(cfg NewLaneConfig, sealer *Sealer, log *slog.Logger) *NewLane {
 		cfg.Sealers = 4
 	}
 	return &NewLane{cfg: cfg, sealer: sealer, log: log, clock: sealer.clock,
-		open: map[string]*openBatch{}, queue: make(chan *openBatch, cfg.Sealers)}
+		open: map[laneKey]*openBatch{}, queue: make(chan *openBatch, cfg.Sealers)}
 }
 
 // Add puts a finding version bound for dest into the destination's open
@@ -60,11 +71,15 @@ func NewNewLane(cfg NewLaneConfig, sealer *Sealer, log *slog.Logger) *NewLane {
 // merged message is resolved with the batch). Add blocks while the sealers
 // are saturated, which is how the lane pushes back on ingest.
 func (l *NewLane) Add(f *pipeline.Finding, dest *pipeline.Destination, h *Hold) {
+	key := laneKey{dest: dest.ID}
+	if dest.KeysByOwner() {
+		key.keyAccount = f.AccountID
+	}
 	l.mu.Lock()
-	ob := l.open[dest.ID]
+	ob := l.open[key]
 	if ob == nil {
-		ob = &openBatch{dest: dest, opened: l.clock(), byID: map[string]*entry{}}
-		l.open[dest.ID] = ob
+		ob = &openBatch{dest: dest, keyAccount: key.keyAccount, opened: l.clock(), byID: map[string]*entry{}}
+		l.open[key] = ob
 	}
 	ob.holds = append(ob.holds, h)
 	if e, ok := ob.byID[f.ID]; ok {
@@ -85,7 +100,7 @@ func (l *NewLane) Add(f *pipeline.Finding, dest *pipeline.Destination, h *Hold) 
 	var full *openBatch
 	if len(ob.order) >= l.cfg.MaxFindings || ob.bytes >= l.cfg.MaxBytes {
 		full = ob
-		delete(l.open, dest.ID)
+		delete(l.open, key)
 	}
 	l.mu.Unlock()
 	if full != nil {
@@ -165,7 +180,7 @@ func (l *NewLane) release(ob *openBatch) {
 }
 
 func (l *NewLane) seal(ctx context.Context, ob *openBatch) {
-	b, err := l.sealer.Seal(ctx, &sealRequest{dest: ob.dest, lane: pipeline.LaneNew, entries: ob.order, holds: ob.holds})
+	b, err := l.sealer.Seal(ctx, &sealRequest{dest: ob.dest, keyAccount: ob.keyAccount, lane: pipeline.LaneNew, entries: ob.order, holds: ob.holds})
 	if err != nil {
 		l.log.Warn("seal failed; its findings will be redelivered",
 			slog.String("destination", ob.dest.ID), slog.Int("findings", len(ob.order)), slog.Any("error", err))

@@ -113,6 +113,10 @@ type sealRequest struct {
 	// holds is every message the batch must resolve, including those whose
 	// version was merged into a later one.
 	holds []*Hold
+
+	// keyAccount names the key folder instead of the destination owner
+	// (Batch.KeyAccount); "" for the owner.
+	keyAccount string
 }
 
 // Seal persists the batch and resolves its holds: acked on success,
@@ -136,7 +140,7 @@ func (s *Sealer) seal(ctx context.Context, req *sealRequest) (*pipeline.Batch, e
 		return nil, nil
 	}
 	b := &pipeline.Batch{
-		ID: id, Destination: req.dest.ID, Account: req.dest.Account, Region: req.dest.Region,
+		ID: id, Destination: req.dest.ID, Account: req.dest.Account, Region: req.dest.Region, KeyAccount: req.keyAccount,
 		Lane: req.lane, SealedAt: s.clock().UnixMilli(), Refs: make([]pipeline.Ref, len(kept)),
 	}
 	for i, e := range kept {

@@ -35,10 +35,6 @@ type Batch struct {
 	// destination owner's by default.
 	Account string `json:"account"`
 	Region  string `json:"region"`
-	// KeyAccount, when set, names the key folder instead of Account: the
-	// finding owner's account, for a destination whose keyAccount is owner.
-	// Every finding of such a batch belongs to that account.
-	KeyAccount string `json:"keyAccount,omitempty"`
 	Lane    Lane   `json:"lane"`
 	// SealedAt is when the composition was persisted (epoch ms, UTC).
 	SealedAt int64 `json:"sealedAt"`
@@ -51,6 +47,11 @@ type Batch struct {
 	// Abandoned marks a batch id that was claimed by recovery before it was
 	// sealed: nothing is exported under it.
 	Abandoned bool `json:"abandoned,omitempty"`
+
+	// KeyAccount, when set, names the key folder instead of Account: the
+	// finding owner's account, for a destination whose keyAccount is owner.
+	// Every finding of such a batch belongs to that account.
+	KeyAccount string `json:"keyAccount,omitempty"`
 }
 
 // SealTime returns SealedAt as a UTC time.

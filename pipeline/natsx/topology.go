@@ -31,6 +31,8 @@ const (
 	BucketDestinations = "gdexport_destinations"
 	BucketDetectors    = "gdexport_detectors"
 	BucketExported     = "gdexport_exported"
+	BucketFilters      = "gdexport_filters"
+	BucketMembers      = "gdexport_members"
 
 	ConsumerIngest  = "ingest"
 	ConsumerObjects = "objects"
@@ -79,6 +81,8 @@ type Topology struct {
 	Destinations jetstream.KeyValue
 	Detectors    jetstream.KeyValue
 	Exported     jetstream.KeyValue
+	Filters      jetstream.KeyValue
+	Members      jetstream.KeyValue
 	Ingest       jetstream.Consumer
 	Config       TopologyConfig
 }
@@ -123,6 +127,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*T
 		{&t.Destinations, BucketDestinations, 0, "publishing destinations per (account, Region)"},
 		{&t.Detectors, BucketDetectors, 0, "detector settings per (account, Region): finding publishing frequency"},
 		{&t.Exported, BucketExported, cfg.Retention, "latest finding version each destination has sealed for export"},
+		{&t.Filters, BucketFilters, 0, "saved filters (suppression rules) per (account, Region): <account>.<region>.<name>"},
+		{&t.Members, BucketMembers, 0, "member accounts' administrator per Region: <region>.<member>"},
 	}
 	for _, b := range buckets {
 		*b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

@@ -268,6 +268,13 @@ func CompileCriteria(doc any) (*Criteria, error) {
 // returns false when the value is refused.
 func compileValue(cond *condition, p string, v any, add func(path, format string, args ...any)) bool {
 	if cond.op.isList() {
+		if strs, ok := v.([]string); ok {
+			list := make([]any, len(strs))
+			for i, s := range strs {
+				list[i] = s
+			}
+			v = list
+		}
 		list, ok := v.([]any)
 		if !ok {
 			add(p, "%s is not a list: %s takes a list of strings such as [\"value\"]", describe(v), cond.op.pascal)
@@ -481,7 +488,7 @@ func (c *Criteria) Document(pascal bool) map[string]any {
 			name = cond.op.pascal
 		}
 		if cond.op.isList() {
-			vals := make([]string, len(cond.values))
+			vals := make([]any, len(cond.values))
 			for j, v := range cond.values {
 				vals[j] = v.text
 			}

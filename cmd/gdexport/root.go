@@ -54,27 +54,11 @@ func envOr(name, def string) string {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
-	root := &cobra.Command{
-		Use:   "gdexport",
-		Short: "Export GuardDuty findings from NATS JetStream to S3 and an event bus",
-		Long: `gdexport takes GuardDuty findings from NATS subjects findings.<region>.<accountId> and
-exports them as GuardDuty's "Exporting findings" feature does: archived and suppressed
-findings dropped, gzip JSON Lines encrypted per destination under
-AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/, one event per finding on the bus.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
+	root := newRootCmd(g)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	pf := root.PersistentFlags()
-	pf.StringVar(&g.dataDir, "data-dir", envOr("GDEXPORT_DATA_DIR", ""), "data directory (env GDEXPORT_DATA_DIR; default ./data)")
-	pf.StringVar(&g.natsURL, "nats-url", os.Getenv("NATS_URL"), "NATS server URL (env NATS_URL; clients default to nats://127.0.0.1:4222)")
-	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-
-	root.AddCommand(runCmd(g), publishCmd(g), decryptCmd(g))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -94,4 +78,26 @@ AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/, one event per finding on the b
 		return 2
 	}
 	return 1
+}
+
+// newRootCmd builds the command tree over g.
+func newRootCmd(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "gdexport",
+		Short: "Export GuardDuty findings from NATS JetStream to S3 and an event bus",
+		Long: `gdexport takes GuardDuty findings from NATS subjects findings.<region>.<accountId> and
+exports them as GuardDuty's "Exporting findings" feature does: archived and suppressed
+findings dropped, gzip JSON Lines encrypted per destination under
+AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/, one event per finding on the bus.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.dataDir, "data-dir", envOr("GDEXPORT_DATA_DIR", ""), "data directory (env GDEXPORT_DATA_DIR; default ./data)")
+	pf.StringVar(&g.natsURL, "nats-url", os.Getenv("NATS_URL"), "NATS server URL (env NATS_URL; clients default to nats://127.0.0.1:4222)")
+	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+
+	root.AddCommand(runCmd(g), publishCmd(g), decryptCmd(g), filterCmd(g), membersCmd(g))
+	return root
 }

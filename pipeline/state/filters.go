@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,8 +32,36 @@ var (
 )
 
 // FilterKey is the filters bucket key of a filter: <account>.<region>.<name>
-// (names may hold dots; accounts and Regions do not).
-func FilterKey(account, region, name string) string { return account + "." + region + "." + name }
+// (names may hold dots; accounts and Regions do not). A name that would make
+// an invalid key (a leading or trailing dot, two dots in a row) is written
+// as "=" and its hex digits: filter names never hold "=".
+func FilterKey(account, region, name string) string {
+	return account + "." + region + "." + nameToken(name)
+}
+
+func nameToken(name string) string {
+	if name == "" || name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") {
+		return "=" + hex.EncodeToString([]byte(name))
+	}
+	return name
+}
+
+// parseFilterKey splits a filters bucket key.
+func parseFilterKey(key string) (account, region, name string, ok bool) {
+	account, rest, ok1 := strings.Cut(key, ".")
+	region, token, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 {
+		return "", "", "", false
+	}
+	if strings.HasPrefix(token, "=") {
+		b, err := hex.DecodeString(token[1:])
+		if err != nil {
+			return "", "", "", false
+		}
+		token = string(b)
+	}
+	return account, region, token, true
+}
 
 // filterEntry is a compiled filter record.
 type filterEntry struct {
@@ -43,10 +72,9 @@ type filterEntry struct {
 // readFilter compiles a filter record; an unreadable one is logged and
 // ignored (nil), so that one bad record never stops a worker.
 func (s *Store) readFilter(e jetstream.KeyValueEntry) *filterEntry {
-	account, rest, ok1 := strings.Cut(e.Key(), ".")
-	region, name, ok2 := strings.Cut(rest, ".")
+	account, region, name, ok := parseFilterKey(e.Key())
 	f, err := filter.ParseFilter(e.Value())
-	if err == nil && (!ok1 || !ok2 || f.Name != name) {
+	if err == nil && (!ok || f.Name != name) {
 		err = fmt.Errorf("key does not name the filter %q as <account>.<region>.<name>", f.Name)
 	}
 	if err != nil {

@@ -312,6 +312,18 @@ func TestFilterOperations(t *testing.T) {
 	if _, err := e.filters.Get(ctx, admin, east, "first"); !errors.Is(err, state.ErrFilterNotFound) {
 		t.Errorf("get deleted: %v", err)
 	}
+	// Names that are not valid KV key tokens as they are still work.
+	for _, name := range []string{"...", "a..b", ".hidden", "trailing."} {
+		if _, err := e.filters.Create(ctx, admin2, east, mustFilter(t, name, "ARCHIVE", 0, crit)); err != nil {
+			t.Errorf("create %q: %v", name, err)
+		}
+		if f, err := e.filters.Get(ctx, admin2, east, name); err != nil || f.Name != name {
+			t.Errorf("get %q: %v, %v", name, f, err)
+		}
+	}
+	e2e.Eventually(t, testWait, "the store reads dotted names", func() bool {
+		return names(e.store.Filters(admin2, east)) == "...,a..b,.hidden,trailing."
+	})
 	// A deleted name can be created again.
 	if _, err := e.filters.Create(ctx, admin, east, mustFilter(t, "first", "ARCHIVE", 0, crit)); err != nil {
 		t.Errorf("re-create deleted: %v", err)

@@ -97,6 +97,10 @@ func (s *Store) applyFilters(ctx context.Context, dt config.Detector) error {
 		if f.Rank == 0 {
 			f = f.WithRank(i + 1)
 		}
+		if f.Action == filter.ActionArchive && f.Criteria.Len() == 0 {
+			s.log.Warn("an ARCHIVE filter with an empty criterion archives every finding of its account and Region (and of its members)",
+				slog.String("filter", f.Name), slog.String("account", dt.Account), slog.String("region", dt.Region))
+		}
 		if err := putJSON(ctx, s.filters, FilterKey(dt.Account, dt.Region, f.Name), f); err != nil {
 			return err
 		}

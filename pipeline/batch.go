@@ -47,6 +47,11 @@ type Batch struct {
 	// Abandoned marks a batch id that was claimed by recovery before it was
 	// sealed: nothing is exported under it.
 	Abandoned bool `json:"abandoned,omitempty"`
+
+	// KeyAccount, when set, names the key folder instead of Account: the
+	// finding owner's account, for a destination whose keyAccount is owner.
+	// Every finding of such a batch belongs to that account.
+	KeyAccount string `json:"keyAccount,omitempty"`
 }
 
 // SealTime returns SealedAt as a UTC time.
@@ -63,10 +68,15 @@ func (b *Batch) ObjectName() string {
 }
 
 // ObjectKey is the full key under the destination:
-// [prefix/]AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/<name>.
+// [prefix/]AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/<name>, where
+// account is KeyAccount when set, else Account.
 func (b *Batch) ObjectKey(prefix string) string {
 	t := b.SealTime()
-	k := path.Join("AWSLogs", b.Account, "GuardDuty", b.Region, t.Format("2006"), t.Format("01"), t.Format("02"), b.ObjectName())
+	account := b.Account
+	if b.KeyAccount != "" {
+		account = b.KeyAccount
+	}
+	k := path.Join("AWSLogs", account, "GuardDuty", b.Region, t.Format("2006"), t.Format("01"), t.Format("02"), b.ObjectName())
 	if prefix != "" {
 		k = path.Join(prefix, k)
 	}

@@ -24,6 +24,16 @@ const (
 	EncryptionEnvelope = "envelope"
 )
 
+// Key accounts: whose account id names the AWSLogs/<accountId>/ folder of a
+// destination's objects (DESIGN.md B7).
+const (
+	// KeyAccountAdministrator names the destination owner (the default).
+	KeyAccountAdministrator = "administrator"
+	// KeyAccountOwner names each finding's own account; batches are then
+	// formed per finding owner so that no object mixes accounts.
+	KeyAccountOwner = "owner"
+)
+
 // PublishingStatus values, as GuardDuty's DescribePublishingDestination names them.
 const (
 	StatusPendingVerification = "PENDING_VERIFICATION"
@@ -54,10 +64,17 @@ type Destination struct {
 	// another account.
 	RoleArn    string `json:"roleArn,omitempty"`
 	ExternalID string `json:"externalId,omitempty"`
+	// KeyAccount is KeyAccountOwner or KeyAccountAdministrator ("" is
+	// administrator).
+	KeyAccount string `json:"keyAccount,omitempty"`
 	// Default marks the instance of the default destination that serves one
 	// (account, Region) acting as its own administrator.
 	Default bool `json:"default,omitempty"`
 }
+
+// KeysByOwner reports whether the destination's object keys carry the
+// finding owner's account rather than its own.
+func (d *Destination) KeysByOwner() bool { return d.KeyAccount == KeyAccountOwner }
 
 // DestinationID derives a stable destination id (32 hex digits, like
 // GuardDuty's) from the parts that identify a destination, so that applying

@@ -8,6 +8,10 @@ const (
 	DropArchived      = "archived"
 	DropSuppressed    = "suppressed"
 	DropNoDestination = "no_destination"
+	// DropDisassociated is a finding of a disassociated member account that
+	// has no destination of its own (it is not served by the default
+	// destination either).
+	DropDisassociated = "disassociated"
 	DropStale         = "stale"
 	DropDuplicate     = "duplicate"
 )
@@ -30,6 +34,33 @@ type Envelope struct {
 	// filter's name for suppressed findings).
 	Drop       string
 	DropDetail string
+
+	// parsed is Finding.Raw as parsed by decode, shared with the stages
+	// that read members decode does not keep (filter); release gives its
+	// memory back.
+	parsed  any
+	release func()
+}
+
+// SetParsed records the parsed form of Finding.Raw (decode stores a
+// *fastjson.Value) so that later stages do not parse the finding again.
+// release, if not nil, is called by Release; v must not be used after it.
+func (e *Envelope) SetParsed(v any, release func()) {
+	e.Release()
+	e.parsed, e.release = v, release
+}
+
+// Parsed returns what SetParsed recorded (nil when nothing was). It is valid
+// until Release.
+func (e *Envelope) Parsed() any { return e.parsed }
+
+// Release frees the parsed form. The caller of the finding stages calls it
+// once they are done; Finding itself stays valid.
+func (e *Envelope) Release() {
+	if e.release != nil {
+		e.release()
+	}
+	e.parsed, e.release = nil, nil
 }
 
 // Dropf marks e dropped with reason and a detail.

@@ -1,24 +1,26 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
+	"context"
+	"io"
+	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/gdexport/gdexport/pipeline/config"
+	"github.com/gdexport/gdexport/pipeline/natsx"
 	"github.com/gdexport/gdexport/pipeline/state"
 )
 
 func detectorCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{
+	c := parentCmd(&cobra.Command{
 		Use:   "detector",
 		Short: "Show or change the export settings of an (account, Region): the finding publishing frequency",
 		Long: `A detector is GuardDuty's name for the settings of one account in one Region. Its
 findingPublishingFrequency (FIFTEEN_MINUTES, ONE_HOUR or SIX_HOURS, the default) sets how
 often updated findings are aggregated and exported, in windows aligned to UTC boundaries.`,
-	}
+	})
 	c.AddCommand(detectorGetCmd(g), detectorUpdateCmd(g))
 	return c
 }
@@ -47,13 +49,14 @@ func viewDetector(d state.Detector, stored bool, now time.Time) detectorView {
 	return v
 }
 
-func printJSON(g *globals, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+// openDetectors opens the shared state the detector commands read and
+// write.
+func openDetectors(ctx context.Context, g *globals) (*state.Store, func(), error) {
+	kvs, closeConn, err := openBuckets(ctx, g, natsx.BucketDestinations, natsx.BucketDetectors)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	_, err = fmt.Fprintln(g.stdout, string(b))
-	return err
+	return state.New(kvs[0], kvs[1], slog.New(slog.NewTextHandler(io.Discard, nil))), closeConn, nil
 }
 
 func detectorGetCmd(g *globals) *cobra.Command {
@@ -63,22 +66,22 @@ func detectorGetCmd(g *globals) *cobra.Command {
 		Short: "Print the detector's findingPublishingFrequency (and a change not yet in effect)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := d.check(); err != nil {
+			if err := d.check(true); err != nil {
 				return err
 			}
-			ctl, err := connectControl(cmd.Context(), g)
+			store, closeConn, err := openDetectors(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer ctl.Close()
-			det, stored, err := ctl.store.GetDetector(cmd.Context(), d.account, d.region)
+			defer closeConn()
+			det, stored, err := store.GetDetector(cmd.Context(), d.account, d.region)
 			if err != nil {
 				return err
 			}
-			return printJSON(g, viewDetector(det, stored, time.Now()))
+			return printJSON(g.stdout, viewDetector(det, stored, time.Now()))
 		},
 	}
-	d.add(c)
+	d.add(c, "AWS account id of the detector (12 digits)")
 	return c
 }
 
@@ -96,29 +99,29 @@ length; the new frequency applies from its first UTC boundary after that window 
 fifteen-minute windows). Every worker picks the change up within seconds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := d.check(); err != nil {
+			if err := d.check(true); err != nil {
 				return err
 			}
 			if _, ok := config.FrequencyDuration[freq]; !ok {
 				return usagef("--finding-publishing-frequency %q: expected FIFTEEN_MINUTES, ONE_HOUR or SIX_HOURS", freq)
 			}
-			ctl, err := connectControl(cmd.Context(), g)
+			store, closeConn, err := openDetectors(cmd.Context(), g)
 			if err != nil {
 				return err
 			}
-			defer ctl.Close()
+			defer closeConn()
 			now := time.Now()
-			if err := ctl.store.SetFrequency(cmd.Context(), d.account, d.region, freq, now); err != nil {
+			if err := store.SetFrequency(cmd.Context(), d.account, d.region, freq, now); err != nil {
 				return err
 			}
-			det, stored, err := ctl.store.GetDetector(cmd.Context(), d.account, d.region)
+			det, stored, err := store.GetDetector(cmd.Context(), d.account, d.region)
 			if err != nil {
 				return err
 			}
-			return printJSON(g, viewDetector(det, stored, now))
+			return printJSON(g.stdout, viewDetector(det, stored, now))
 		},
 	}
-	d.add(c)
+	d.add(c, "AWS account id of the detector (12 digits)")
 	c.Flags().StringVar(&freq, "finding-publishing-frequency", "", "FIFTEEN_MINUTES, ONE_HOUR or SIX_HOURS")
 	return c
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/spf13/cobra"
 
 	"github.com/gdexport/gdexport/pipeline/natsx"
 	"github.com/gdexport/gdexport/testing/natstest"
@@ -25,36 +24,6 @@ func gdexport(t *testing.T, stdin string, args ...string) (code int, stdout, std
 	var out, errOut bytes.Buffer
 	code = run(args, strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
-}
-
-// walk calls fn with the argument path of every command and subcommand.
-func walk(c *cobra.Command, path []string, fn func([]string)) {
-	fn(path)
-	for _, sub := range c.Commands() {
-		if sub.Hidden || sub.Name() == "help" || sub.Name() == "completion" {
-			continue
-		}
-		walk(sub, append(append([]string{}, path...), sub.Name()), fn)
-	}
-}
-
-// Every command and subcommand answers --help with usage and exit 0
-// (DESIGN.md §3).
-func TestEveryCommandAnswersHelp(t *testing.T) {
-	var all [][]string
-	walk(newRoot(&globals{}), nil, func(p []string) { all = append(all, p) })
-	if len(all) < 4 {
-		t.Fatalf("only %d commands found", len(all))
-	}
-	for _, p := range all {
-		code, out, errOut := gdexport(t, "", append(p, "--help")...)
-		if code != 0 {
-			t.Errorf("gdexport %s --help: exit %d, stderr %q", strings.Join(p, " "), code, errOut)
-		}
-		if !strings.Contains(out, "Usage:") {
-			t.Errorf("gdexport %s --help printed no usage: %q", strings.Join(p, " "), out)
-		}
-	}
 }
 
 func TestUsageErrors(t *testing.T) {

@@ -38,7 +38,7 @@ func runCmd(g *globals) *cobra.Command {
 Without --nats-url (or NATS_URL, or nats.url in the config file) it starts an embedded
 NATS server with JetStream on --nats-listen (127.0.0.1:4222), its store under
 <data-dir>/nats. It creates or updates its streams, KV buckets and durable consumers,
-applies the config file's detectors and destinations, and exports findings published
+applies the config file's detectors, destinations, members and filters, and exports findings published
 on findings.<region>.<accountId>. Any number of workers can share one NATS.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

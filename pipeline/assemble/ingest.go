@@ -56,7 +56,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	e := &pipeline.Envelope{Subject: msg.Subject(), Data: msg.Data(), Seq: md.Sequence.Stream}
-	if err := w.stages.Process(ctx, e); err != nil {
+	err = w.stages.Process(ctx, e)
+	e.Release() // the finding stages are done with decode's parsed form
+	if err != nil {
 		w.log.Warn("finding stages failed; message will be redelivered", slog.Uint64("seq", e.Seq), slog.Any("error", err))
 		_ = msg.NakWithDelay(time.Second)
 		return
@@ -68,6 +70,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	default:
 		w.stats.Dropped(e.Drop, 1)
+		if e.Drop == pipeline.DropSuppressed {
+			w.stats.SuppressedBy(e.DropDetail)
+		}
 		_ = msg.Ack()
 		return
 	}

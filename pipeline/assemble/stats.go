@@ -30,6 +30,7 @@ type Stats struct {
 
 	mu         sync.Mutex
 	dropped    map[string]int64
+	suppressed map[string]int64 // by filter name
 	lastObject string
 }
 
@@ -41,9 +42,34 @@ func (s *Stats) Receive() {
 	s.Metrics.Received.Inc()
 }
 
+// SuppressedBy counts a finding an ARCHIVE filter suppressed, under the
+// filter's name (the finding is also counted as dropped "suppressed").
+func (s *Stats) SuppressedBy(filterName string) {
+	s.mu.Lock()
+	if s.suppressed == nil {
+		s.suppressed = map[string]int64{}
+	}
+	s.suppressed[filterName]++
+	s.mu.Unlock()
+	s.Metrics.Dropped.WithLabelValues(pipeline.DropSuppressed, filterName).Inc()
+}
+
+// SuppressedByFilter returns a copy of the suppressed counts by filter name.
+func (s *Stats) SuppressedByFilter() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int64, len(s.suppressed))
+	for k, v := range s.suppressed {
+		out[k] = v
+	}
+	return out
+}
+
 // Dropped counts findings dropped for reason.
 func (s *Stats) Dropped(reason string, n int) {
-	s.Metrics.Dropped.WithLabelValues(reason, "").Add(float64(n))
+	if reason != pipeline.DropSuppressed { // counted by filter name in SuppressedBy
+		s.Metrics.Dropped.WithLabelValues(reason, "").Add(float64(n))
+	}
 	s.mu.Lock()
 	if s.dropped == nil {
 		s.dropped = map[string]int64{}
@@ -153,6 +179,19 @@ func (s *Stats) LogAttrs() []any {
 	}
 	if len(group) > 0 {
 		attrs = append(attrs, slog.Group("dropped", group...))
+	}
+	sup := s.SuppressedByFilter()
+	names := make([]string, 0, len(sup))
+	for k := range sup {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var byFilter []any
+	for _, k := range names {
+		byFilter = append(byFilter, slog.Int64(k, sup[k]))
+	}
+	if len(byFilter) > 0 {
+		attrs = append(attrs, slog.Group("suppressed_by", byFilter...))
 	}
 	return attrs
 }

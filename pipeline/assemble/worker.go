@@ -128,6 +128,10 @@ func (w *Worker) HTTPAddr() string { return w.httpAddr }
 // Stats returns the worker's counters.
 func (w *Worker) Stats() *Stats { return w.stats }
 
+// State is the shared configuration the worker routes and filters with
+// (valid after Ready).
+func (w *Worker) State() *state.Store { return w.store }
+
 // Ready is closed once the worker consumes findings.
 func (w *Worker) Ready() <-chan struct{} { return w.ready }
 
@@ -188,7 +192,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.store = state.New(w.topo.Destinations, w.topo.Detectors, w.log)
+	w.store = state.New(w.topo.Destinations, w.topo.Detectors, w.log,
+		state.WithFilters(w.topo.Filters), state.WithMembers(w.topo.Members))
 	if err := w.store.Apply(setupCtx, w.cfg.Config); err != nil {
 		return fmt.Errorf("apply configuration: %w", err)
 	}
@@ -221,7 +226,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("load shared state: %w", setupCtx.Err())
 	}
 
-	w.stages = pipeline.Sequence{decode.Stage{}, &filter.Stage{}, &fanin.Stage{Router: w.store}}
+	w.stages = pipeline.Sequence{decode.Stage{}, &filter.Stage{Rules: w.store}, &fanin.Stage{Router: w.store}}
 	// Updates arriving in a window are staged into it for this long after
 	// it ends: they may have waited newFindingDelay in the lane.
 	grace := w.cfg.NewFindingDelay.D() + windowGrace

@@ -41,7 +41,11 @@ type harness struct {
 	done    chan error
 }
 
-func startHarness(t *testing.T) *harness {
+func startHarness(t *testing.T) *harness { return startHarnessWith(t, nil) }
+
+// startHarnessWith starts a worker whose configuration configure may change
+// (before defaults are applied) on an embedded NATS server.
+func startHarnessWith(t *testing.T, configure func(*config.Config)) *harness {
 	t.Helper()
 	_, url := natstest.Start(t)
 	dir := t.TempDir()
@@ -51,6 +55,9 @@ func startHarness(t *testing.T) *harness {
 		HTTP:               config.HTTP{Listen: "127.0.0.1:0"},
 		NewFindingDelay:    config.Duration(300 * time.Millisecond),
 		DefaultDestination: &config.Destination{DestinationType: "LOCAL"},
+	}
+	if configure != nil {
+		configure(cfg)
 	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -62,7 +69,10 @@ func startHarness(t *testing.T) *harness {
 	}
 	w := assemble.New(assemble.Options{Config: cfg, Log: log, SummaryEvery: -1})
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, dataDir: dir, root: cfg.DefaultDestination.Root, worker: w, stop: cancel, done: make(chan error, 1)}
+	h := &harness{t: t, dataDir: dir, worker: w, stop: cancel, done: make(chan error, 1)}
+	if cfg.DefaultDestination != nil {
+		h.root = cfg.DefaultDestination.Root
+	}
 	go func() { h.done <- w.Run(ctx) }()
 	select {
 	case <-w.Ready():

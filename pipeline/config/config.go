@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/gdexport/gdexport/stages/filter"
 )
 
 // Frequencies GuardDuty accepts for findingPublishingFrequency.
@@ -110,12 +112,36 @@ type EventBridge struct {
 
 // Detector is the export settings of one (account, Region).
 type Detector struct {
-	Account                    string           `yaml:"account"`
-	Region                     string           `yaml:"region"`
-	FindingPublishingFrequency string           `yaml:"findingPublishingFrequency,omitempty"`
-	Members                    []string         `yaml:"members,omitempty"`
-	Destinations               []Destination    `yaml:"destinations,omitempty"`
-	Filters                    []map[string]any `yaml:"filters,omitempty"`
+	Account                    string `yaml:"account"`
+	Region                     string `yaml:"region"`
+	FindingPublishingFrequency string `yaml:"findingPublishingFrequency,omitempty"`
+	// Members are member accounts whose findings in this Region are also
+	// exported to this detector's destinations (created ENABLED; a member
+	// has at most one administrator per Region).
+	Members      []string      `yaml:"members,omitempty"`
+	Destinations []Destination `yaml:"destinations,omitempty"`
+	// Filters are saved filters: ARCHIVE filters are suppression rules.
+	Filters []Filter `yaml:"filters,omitempty"`
+}
+
+// Filter is a saved filter, as GuardDuty's CreateFilter takes it.
+type Filter struct {
+	// Name is 3 to 64 letters, digits, '.', '_' or '-', unique per detector.
+	Name        string `yaml:"name"`
+	Description string `yaml:"description,omitempty"`
+	// Action is NOOP (default: a saved view) or ARCHIVE (a suppression rule).
+	Action string `yaml:"action,omitempty"`
+	// Rank is the order of application, 1 to 100 (default: the filter's
+	// position in the list, 1 for the first).
+	Rank int `yaml:"rank,omitempty"`
+	// FindingCriteria is {criterion: {<attribute>: {<operator>: <value>}}}
+	// (DESIGN.md §5), PascalCase or camelCase.
+	FindingCriteria any `yaml:"findingCriteria"`
+}
+
+// Spec returns the filter for the filter stage to check and compile.
+func (f *Filter) Spec() filter.Spec {
+	return filter.Spec{Name: f.Name, Description: f.Description, Action: f.Action, Rank: f.Rank, FindingCriteria: f.FindingCriteria}
 }
 
 // Destination is one publishing destination.
@@ -138,6 +164,10 @@ type Destination struct {
 	// destination: a bucket in another account.
 	RoleArn    string `yaml:"roleArn,omitempty"`
 	ExternalID string `yaml:"externalId,omitempty"`
+	// KeyAccount names the account in the objects' AWSLogs/<accountId>/
+	// folder: administrator (default, the destination owner) or owner (each
+	// finding's own account; objects never mix accounts then).
+	KeyAccount string `yaml:"keyAccount,omitempty"`
 }
 
 // DestinationProperties are GuardDuty's destinationProperties.
@@ -225,6 +255,11 @@ func (c *Config) ApplyDefaults() {
 		dt := &c.Detectors[i]
 		if dt.FindingPublishingFrequency == "" {
 			dt.FindingPublishingFrequency = SixHours
+		}
+		for j := range dt.Filters {
+			if dt.Filters[j].Rank == 0 {
+				dt.Filters[j].Rank = j + 1
+			}
 		}
 		for j := range dt.Destinations {
 			d := &dt.Destinations[j]

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/gdexport/gdexport/pipeline"
 	"github.com/gdexport/gdexport/pipeline/awsarn"
+	"github.com/gdexport/gdexport/stages/filter"
 )
 
 // Validate checks every field and returns Problems (nil when valid). It
@@ -66,6 +68,18 @@ func (c *Config) Validate() error {
 		validateDestination("defaultDestination", d, "", add)
 	}
 	seen := map[string]int{}
+	memberOf := map[string]int{} // "<region>/<member>" → detector index
+	for i, dt := range c.Detectors {
+		for j, m := range dt.Members {
+			k := dt.Region + "/" + m
+			if prev, dup := memberOf[k]; dup && prev != i {
+				add(fmt.Sprintf("detectors[%d].members[%d]", i, j), "%q is already a member of detectors[%d] (account %s) in %s: a member has at most one administrator per Region",
+					m, prev, c.Detectors[prev].Account, dt.Region)
+				continue
+			}
+			memberOf[k] = i
+		}
+	}
 	for i, dt := range c.Detectors {
 		p := fmt.Sprintf("detectors[%d]", i)
 		if !pipeline.ValidAccount(dt.Account) {
@@ -82,16 +96,27 @@ func (c *Config) Validate() error {
 		if _, ok := FrequencyDuration[dt.FindingPublishingFrequency]; !ok && dt.FindingPublishingFrequency != "" {
 			add(p+".findingPublishingFrequency", "%q: expected FIFTEEN_MINUTES, ONE_HOUR or SIX_HOURS", dt.FindingPublishingFrequency)
 		}
+		members := map[string]int{}
 		for j, m := range dt.Members {
+			mp := fmt.Sprintf("%s.members[%d]", p, j)
 			if !pipeline.ValidAccount(m) {
-				add(fmt.Sprintf("%s.members[%d]", p, j), "%q is not an AWS account id: expected 12 digits", m)
+				add(mp, "%q is not an AWS account id: expected 12 digits", m)
 			} else if m == dt.Account {
-				add(fmt.Sprintf("%s.members[%d]", p, j), "%q is the administrator itself", m)
+				add(mp, "%q is the administrator itself", m)
+			} else if prev, dup := members[m]; dup {
+				add(mp, "%q is listed twice (also members[%d])", m, prev)
+			}
+			members[m] = j
+		}
+		if len(dt.Members) > 0 {
+			if adm, ok := memberOf[dt.Region+"/"+dt.Account]; ok && adm != i {
+				add(p+".members", "account %s is itself a member of detectors[%d] (account %s) in %s: a member cannot have members", dt.Account, adm, c.Detectors[adm].Account, dt.Region)
 			}
 		}
 		for j := range dt.Destinations {
 			validateDestination(fmt.Sprintf("%s.destinations[%d]", p, j), &dt.Destinations[j], dt.Region, add)
 		}
+		validateFilters(p, dt.Filters, add)
 	}
 	if len(ps) == 0 {
 		return nil
@@ -123,6 +148,41 @@ func validateDestination(p string, d *Destination, region string, add func(path,
 	}
 	if err := CheckPrefix(d.Prefix); err != nil {
 		add(p+".prefix", "%v", err)
+	}
+	switch d.KeyAccount {
+	case "", pipeline.KeyAccountAdministrator, pipeline.KeyAccountOwner:
+	default:
+		add(p+".keyAccount", "%q: expected administrator (the destination owner's account in the key) or owner (each finding's own account)", d.KeyAccount)
+	}
+}
+
+// validateFilters checks a detector's saved filters with the filter stage's
+// rules, reporting each problem at its YAML path, such as
+// detectors[0].filters[1].findingCriteria.criterion.foo.
+func validateFilters(p string, fs []Filter, add func(path, format string, args ...any)) {
+	if len(fs) > filter.MaxFiltersPerAccount {
+		add(p+".filters", "%d filters: at most %d per (account, Region)", len(fs), filter.MaxFiltersPerAccount)
+	}
+	names := map[string]int{}
+	for j := range fs {
+		fp := fmt.Sprintf("%s.filters[%d]", p, j)
+		if _, err := filter.NewFilter(fs[j].Spec()); err != nil {
+			var ps filter.Problems
+			if errors.As(err, &ps) {
+				for _, pr := range ps.Prefix(fp) {
+					add(pr.Path, "%s", pr.Message)
+				}
+			} else {
+				add(fp, "%v", err)
+			}
+		}
+		if fs[j].Name == "" {
+			continue
+		}
+		if prev, dup := names[fs[j].Name]; dup {
+			add(fp+".name", "%q is already the name of filters[%d]: names are unique per detector", fs[j].Name, prev)
+		}
+		names[fs[j].Name] = j
 	}
 }
 

@@ -33,6 +33,8 @@ const (
 	BucketExported     = "gdexport_exported"
 	BucketWindows      = "gdexport_windows"
 	BucketFlushes      = "gdexport_flushes"
+	BucketFilters      = "gdexport_filters"
+	BucketMembers      = "gdexport_members"
 
 	ConsumerIngest  = "ingest"
 	ConsumerObjects = "objects"
@@ -91,6 +93,8 @@ type Topology struct {
 	// Flushes holds the markers of windows with pending updates and the
 	// claims on their flushes.
 	Flushes jetstream.KeyValue
+	Filters jetstream.KeyValue
+	Members jetstream.KeyValue
 	Ingest  jetstream.Consumer
 	Config  TopologyConfig
 }
@@ -137,6 +141,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*T
 		{&t.Exported, BucketExported, cfg.Retention, "latest finding version each destination has sealed for export"},
 		{&t.Windows, BucketWindows, cfg.Retention, "pending updated findings per destination and update window"},
 		{&t.Flushes, BucketFlushes, 0, "update windows with pending updates, and the claims on their flushes"},
+		{&t.Filters, BucketFilters, 0, "saved filters (suppression rules) per (account, Region): <account>.<region>.<name>"},
+		{&t.Members, BucketMembers, 0, "member accounts' administrator per Region: <region>.<member>"},
 	}
 	for _, b := range buckets {
 		*b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/gdexport/gdexport/pipeline/awsarn"
 	"github.com/gdexport/gdexport/pipeline/config"
 	"github.com/gdexport/gdexport/pipeline/schedule"
+	"github.com/gdexport/gdexport/stages/filter"
 )
 
 // keyDefault is the destinations bucket key of the default destination's
@@ -68,29 +70,104 @@ func (d Detector) WithFrequency(freq string, now time.Time) Detector {
 	return out
 }
 
+// owner is an (account, Region) pair as a map key that needs no allocation.
+type owner struct{ account, region string }
+
+// route is where the findings of one (account, Region) go, or why they go
+// nowhere.
+type route struct {
+	dests []*pipeline.Destination
+	drop  string
+}
+
 type snapshot struct {
 	byID     map[string]*pipeline.Destination
 	byOwner  map[string][]*pipeline.Destination // "<account>/<region>"
 	def      *pipeline.Destination              // template; nil when none
 	detector map[string]*Detector
+	// members is every member record by (member, Region).
+	members map[owner]*Member
+	// routes holds the accounts whose routing is not just "the default
+	// destination acting for them": those with destinations of their own
+	// and those with a member record.
+	routes map[owner]route
+	// filters is the effective filter set of every (account, Region) that
+	// has one: an enabled member's administrator's filters, then its own.
+	filters map[owner]*filter.Set
+	// own is each (account, Region)'s own filters, rank-ordered.
+	own map[owner]*filter.Set
+	// defaults caches the instances of the default destination.
+	defaults sync.Map // owner → []*pipeline.Destination of one instance
 }
 
-// Store is the shared configuration. Route and Destination are safe for
-// concurrent use and never block.
+func newSnapshot() *snapshot {
+	return &snapshot{byID: map[string]*pipeline.Destination{}, byOwner: map[string][]*pipeline.Destination{},
+		detector: map[string]*Detector{}, members: map[owner]*Member{}, routes: map[owner]route{},
+		filters: map[owner]*filter.Set{}, own: map[owner]*filter.Set{}}
+}
+
+// Store is the shared configuration. Route, RouteFinding, Filters and
+// Destination are safe for concurrent use and never block.
 type Store struct {
-	dests, dets jetstream.KeyValue
-	log         *slog.Logger
-	snap        atomic.Pointer[snapshot]
-	defaults    sync.Map // id → *pipeline.Destination, instances of the default
-	ready       chan struct{}
-	readyOnce   sync.Once
+	dests, dets      jetstream.KeyValue
+	filters, members jetstream.KeyValue // nil when not given
+	log              *slog.Logger
+	clock            func() time.Time
+	snap             atomic.Pointer[snapshot]
+	ready            chan struct{}
+	readyOnce        sync.Once
 }
 
-// New returns a Store over the destinations and detectors buckets.
-func New(dests, dets jetstream.KeyValue, log *slog.Logger) *Store {
-	s := &Store{dests: dests, dets: dets, log: log, ready: make(chan struct{})}
-	s.snap.Store(&snapshot{byID: map[string]*pipeline.Destination{}, byOwner: map[string][]*pipeline.Destination{}, detector: map[string]*Detector{}})
+// Option configures a Store.
+type Option func(*Store) error
+
+// ErrNilBucket is returned by an option given a nil bucket.
+var ErrNilBucket = errors.New("nil KV bucket")
+
+// WithFilters serves saved filters from the filters bucket
+// (natsx.BucketFilters) and lets Apply write the configured ones.
+func WithFilters(kv jetstream.KeyValue) Option {
+	return func(s *Store) error {
+		if kv == nil {
+			return fmt.Errorf("filters: %w", ErrNilBucket)
+		}
+		s.filters = kv
+		return nil
+	}
+}
+
+// WithMembers routes member accounts through the members bucket
+// (natsx.BucketMembers) and lets Apply write the configured ones.
+func WithMembers(kv jetstream.KeyValue) Option {
+	return func(s *Store) error {
+		if kv == nil {
+			return fmt.Errorf("members: %w", ErrNilBucket)
+		}
+		s.members = kv
+		return nil
+	}
+}
+
+// New returns a Store over the destinations and detectors buckets. It
+// panics on an invalid option (a programming error); NewStore returns it.
+func New(dests, dets jetstream.KeyValue, log *slog.Logger, opts ...Option) *Store {
+	s, err := NewStore(dests, dets, log, opts...)
+	if err != nil {
+		panic(err)
+	}
 	return s
+}
+
+// NewStore is New returning an option's error.
+func NewStore(dests, dets jetstream.KeyValue, log *slog.Logger, opts ...Option) (*Store, error) {
+	s := &Store{dests: dests, dets: dets, log: log, clock: time.Now, ready: make(chan struct{})}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	s.snap.Store(newSnapshot())
+	return s, nil
 }
 
 func ownerKey(account, region string) string { return account + "/" + region }
@@ -109,10 +186,14 @@ func DestinationFromConfig(account, region string, d *config.Destination) *pipel
 		Encryption: d.Encryption,
 		KeyFile:    d.KeyFile,
 		Endpoint:   d.Endpoint,
+		KeyAccount: d.KeyAccount,
 
 		KmsEndpoint: d.KmsEndpoint,
 		RoleArn:     d.RoleArn,
 		ExternalID:  d.ExternalID,
+	}
+	if out.KeyAccount == pipeline.KeyAccountAdministrator {
+		out.KeyAccount = ""
 	}
 	if out.Type == pipeline.DestinationS3 && out.Prefix == "" {
 		// GuardDuty's way: the prefix is the destination ARN's path.
@@ -138,10 +219,13 @@ func DestinationFromConfig(account, region string, d *config.Destination) *pipel
 	return out
 }
 
-// Apply writes the configuration's detectors and destinations to KV like
-// `kubectl apply`: declared objects are created or updated, others are left
-// alone. The default destination is replaced by the file's (removed when the
-// file declares none).
+// Apply writes the configuration's detectors, destinations, filters and
+// members to KV like `kubectl apply`: declared objects are created or
+// updated, others are left alone. The default destination is replaced by the
+// file's (removed when the file declares none). A declared member is
+// ENABLED under its declared administrator, even one disassociated or moved
+// since by a control command (the file is the declared state); filters and
+// members are written only when the Store has their buckets.
 func (s *Store) Apply(ctx context.Context, c *config.Config) error {
 	if c.DefaultDestination != nil {
 		d := DestinationFromConfig("", "", c.DefaultDestination)
@@ -161,6 +245,12 @@ func (s *Store) Apply(ctx context.Context, c *config.Config) error {
 			if err := putJSON(ctx, s.dests, d.Account+"."+d.Region+"."+d.ID, d); err != nil {
 				return err
 			}
+		}
+		if err := s.applyFilters(ctx, dt); err != nil {
+			return err
+		}
+		if err := s.applyMembers(ctx, dt); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -223,57 +313,85 @@ func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) erro
 }
 
 // Run keeps the snapshot current until ctx ends. It returns an error only
-// when a watch cannot be started.
+// when a watch cannot be started or ends.
 func (s *Store) Run(ctx context.Context) error {
-	dw, err := s.dests.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch %s: %w", s.dests.Bucket(), err)
+	type watch struct {
+		kv      jetstream.KeyValue
+		w       jetstream.KeyWatcher
+		updates <-chan jetstream.KeyValueEntry
+		loaded  bool
 	}
-	defer dw.Stop()
-	tw, err := s.dets.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch %s: %w", s.dets.Bucket(), err)
+	var ws [4]watch
+	for i, kv := range []jetstream.KeyValue{s.dests, s.dets, s.filters, s.members} {
+		if kv == nil {
+			ws[i].loaded = true // nil updates: never selected
+			continue
+		}
+		w, err := kv.WatchAll(ctx)
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", kv.Bucket(), err)
+		}
+		defer w.Stop()
+		ws[i] = watch{kv: kv, w: w, updates: w.Updates()}
 	}
-	defer tw.Stop()
-	dests := map[string][]byte{}
-	dets := map[string][]byte{}
-	dInit, tInit := false, false
+	raw := [2]map[string][]byte{{}, {}} // destinations, detectors
+	filters := map[string]*filterEntry{}
+	members := map[string]*Member{}
 	for {
+		var e jetstream.KeyValueEntry
+		var ok bool
+		var i int
 		select {
 		case <-ctx.Done():
 			return nil
-		case e, ok := <-dw.Updates():
-			if !ok {
-				return fmt.Errorf("watch %s ended", s.dests.Bucket())
-			}
-			if e == nil {
-				dInit = true
-			} else if e.Operation() == jetstream.KeyValuePut {
-				dests[e.Key()] = e.Value()
-			} else {
-				delete(dests, e.Key())
-			}
-		case e, ok := <-tw.Updates():
-			if !ok {
-				return fmt.Errorf("watch %s ended", s.dets.Bucket())
-			}
-			if e == nil {
-				tInit = true
-			} else if e.Operation() == jetstream.KeyValuePut {
-				dets[e.Key()] = e.Value()
-			} else {
-				delete(dets, e.Key())
+		case e, ok = <-ws[0].updates:
+			i = 0
+		case e, ok = <-ws[1].updates:
+			i = 1
+		case e, ok = <-ws[2].updates:
+			i = 2
+		case e, ok = <-ws[3].updates:
+			i = 3
+		}
+		if !ok {
+			return fmt.Errorf("watch %s ended", ws[i].kv.Bucket())
+		}
+		if e == nil {
+			ws[i].loaded = true
+		} else {
+			put := e.Operation() == jetstream.KeyValuePut
+			switch i {
+			case 0, 1:
+				if put {
+					raw[i][e.Key()] = e.Value()
+				} else {
+					delete(raw[i], e.Key())
+				}
+			case 2:
+				delete(filters, e.Key())
+				if put {
+					if fe := s.readFilter(e); fe != nil {
+						filters[e.Key()] = fe
+					}
+				}
+			case 3:
+				delete(members, e.Key())
+				if put {
+					if m := s.readMember(e); m != nil {
+						members[e.Key()] = m
+					}
+				}
 			}
 		}
-		if dInit && tInit {
-			s.rebuild(dests, dets)
+		if ws[0].loaded && ws[1].loaded && ws[2].loaded && ws[3].loaded {
+			s.rebuild(raw[0], raw[1], filters, members)
 			s.readyOnce.Do(func() { close(s.ready) })
 		}
 	}
 }
 
-func (s *Store) rebuild(dests, dets map[string][]byte) {
-	n := &snapshot{byID: map[string]*pipeline.Destination{}, byOwner: map[string][]*pipeline.Destination{}, detector: map[string]*Detector{}}
+func (s *Store) rebuild(dests, dets map[string][]byte, filters map[string]*filterEntry, members map[string]*Member) {
+	n := newSnapshot()
 	for k, v := range dests {
 		var d pipeline.Destination
 		if err := json.Unmarshal(v, &d); err != nil {
@@ -288,6 +406,10 @@ func (s *Store) rebuild(dests, dets map[string][]byte) {
 		ok := ownerKey(d.Account, d.Region)
 		n.byOwner[ok] = append(n.byOwner[ok], &d)
 	}
+	for _, ds := range n.byOwner {
+		// Map order must not decide the order of a finding's destinations.
+		sort.Slice(ds, func(i, j int) bool { return ds[i].ID < ds[j].ID })
+	}
 	for k, v := range dets {
 		var d Detector
 		if err := json.Unmarshal(v, &d); err != nil {
@@ -296,36 +418,147 @@ func (s *Store) rebuild(dests, dets map[string][]byte) {
 		}
 		n.detector[ownerKey(d.Account, d.Region)] = &d
 	}
+	for _, m := range members {
+		n.members[owner{m.Account, m.Region}] = m
+	}
+	n.buildRoutes()
+	n.buildFilters(filters)
 	s.snap.Store(n)
-	s.defaults.Clear()
+}
+
+// buildRoutes precomputes the routing of every account with destinations
+// of its own or a member record (DESIGN.md B3 and the default destination's
+// rule); every other account is served by the default destination alone.
+func (n *snapshot) buildRoutes() {
+	for ok, ds := range n.byOwner {
+		a, r, _ := strings.Cut(ok, "/")
+		n.routes[owner{a, r}] = route{dests: ds}
+	}
+	for o, m := range n.members {
+		own := n.byOwner[ownerKey(o.account, o.region)]
+		switch m.Status {
+		case StatusEnabled:
+			dests := append([]*pipeline.Destination(nil), own...)
+			dests = append(dests, n.effective(m.Administrator, o.region)...)
+			if len(dests) == 0 {
+				n.routes[o] = route{drop: pipeline.DropNoDestination}
+			} else {
+				n.routes[o] = route{dests: dests}
+			}
+		default: // disassociated: its own destinations only, never the default
+			if len(own) == 0 {
+				n.routes[o] = route{drop: pipeline.DropDisassociated}
+			} else {
+				n.routes[o] = route{dests: own}
+			}
+		}
+	}
+}
+
+// effective is where an administrator's findings go: its own destinations,
+// or else the default destination acting for it.
+func (n *snapshot) effective(account, region string) []*pipeline.Destination {
+	if ds := n.byOwner[ownerKey(account, region)]; len(ds) > 0 {
+		return ds
+	}
+	if n.def == nil {
+		return nil
+	}
+	return []*pipeline.Destination{n.defaultFor(account, region)}
+}
+
+// buildFilters orders each (account, Region)'s filters and composes the
+// effective sets: an enabled member is judged by its administrator's
+// filters for that Region, then by its own.
+func (n *snapshot) buildFilters(entries map[string]*filterEntry) {
+	grouped := map[owner][]*filter.Filter{}
+	for _, e := range entries {
+		o := owner{e.account, e.region}
+		grouped[o] = append(grouped[o], e.filter)
+	}
+	for o, fs := range grouped {
+		n.own[o] = filter.NewSet(fs)
+		n.filters[o] = n.own[o]
+	}
+	for o, m := range n.members {
+		if m.Status != StatusEnabled {
+			continue
+		}
+		if set := filter.Concat(n.own[owner{m.Administrator, o.region}], n.own[o]); set != nil {
+			n.filters[o] = set
+		}
+	}
 }
 
 // Ready is closed once the first snapshot is loaded.
 func (s *Store) Ready() <-chan struct{} { return s.ready }
 
-// Route returns every destination a finding of (account, region) goes to:
-// the account's own destinations for that Region, or else the default
-// destination acting for the account (nil when there is none).
+// Route returns every destination a finding of (account, region) goes to
+// (nil when none does); see RouteFinding.
 func (s *Store) Route(account, region string) []*pipeline.Destination {
-	sn := s.snap.Load()
-	if ds := sn.byOwner[ownerKey(account, region)]; len(ds) > 0 {
-		return ds
-	}
-	if sn.def == nil {
-		return nil
-	}
-	return []*pipeline.Destination{s.defaultFor(sn, account, region)}
+	ds, _ := s.RouteFinding(account, region)
+	return ds
 }
 
-func (s *Store) defaultFor(sn *snapshot, account, region string) *pipeline.Destination {
-	id := pipeline.DestinationID("default", account, region, sn.def.Root, sn.def.Prefix)
-	if d, ok := s.defaults.Load(id); ok {
-		return d.(*pipeline.Destination)
+// RouteFinding returns every destination a finding of (account, region)
+// goes to (DESIGN.md B3, B4): the account's own destinations for that
+// Region and, for an enabled member, its administrator's (the
+// administrator's own, or else the default destination acting for the
+// administrator). An account with neither a destination nor an
+// administrator is served by the default destination acting for it; a
+// disassociated member is not. When no destination receives the finding,
+// drop is the reason: pipeline.DropDisassociated or
+// pipeline.DropNoDestination. The slice is read-only. It does not block.
+func (s *Store) RouteFinding(account, region string) (dests []*pipeline.Destination, drop string) {
+	sn := s.snap.Load()
+	if r, ok := sn.routes[owner{account, region}]; ok {
+		return r.dests, r.drop
 	}
-	d := *sn.def
-	d.ID, d.Account, d.Region, d.Default = id, account, region, true
-	s.defaults.Store(id, &d)
-	return &d
+	if sn.def == nil {
+		return nil, pipeline.DropNoDestination
+	}
+	return sn.defaultRoute(account, region), ""
+}
+
+// Filters returns the saved filters that judge findings of (account,
+// region): an enabled member's administrator's for that Region, then its
+// own; nil when there are none. It implements the filter stage's Rules and
+// does not block.
+func (s *Store) Filters(account, region string) *filter.Set {
+	return s.snap.Load().filters[owner{account, region}]
+}
+
+// Members returns the member records of administrator in region, sorted by
+// member account, as the snapshot holds them.
+func (s *Store) Members(administrator, region string) []Member {
+	var out []Member
+	for o, m := range s.snap.Load().members {
+		if o.region == region && m.Administrator == administrator {
+			out = append(out, *m)
+		}
+	}
+	sortMembers(out)
+	return out
+}
+
+// defaultFor returns the instance of the default destination acting for
+// (account, region); n.def must not be nil.
+func (n *snapshot) defaultFor(account, region string) *pipeline.Destination {
+	return n.defaultRoute(account, region)[0]
+}
+
+// defaultRoute is defaultFor as a route of one destination, cached so that
+// routing a finding allocates nothing.
+func (n *snapshot) defaultRoute(account, region string) []*pipeline.Destination {
+	o := owner{account, region}
+	if r, ok := n.defaults.Load(o); ok {
+		return r.([]*pipeline.Destination)
+	}
+	d := *n.def
+	d.ID = pipeline.DestinationID("default", account, region, n.def.Root, n.def.Prefix)
+	d.Account, d.Region, d.Default = account, region, true
+	actual, _ := n.defaults.LoadOrStore(o, []*pipeline.Destination{&d})
+	return actual.([]*pipeline.Destination)
 }
 
 // Destination finds a destination by id. account and region are the owner
@@ -337,7 +570,7 @@ func (s *Store) Destination(id, account, region string) (*pipeline.Destination, 
 		return d, true
 	}
 	if sn.def != nil {
-		if d := s.defaultFor(sn, account, region); d.ID == id {
+		if d := sn.defaultFor(account, region); d.ID == id {
 			return d, true
 		}
 	}

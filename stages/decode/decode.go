@@ -44,22 +44,34 @@ const maxIDLen = 128
 // Decode is safe for concurrent use. It allocates the Finding, its Raw and one
 // string backing ID, Type, AccountID and Region.
 func Decode(data []byte) (*pipeline.Finding, error) {
-	raw, err := normalize(make([]byte, 0, len(data)), data, false)
-	if err != nil {
-		return nil, err
-	}
 	p := parsers.Get()
 	defer parsers.Put(p)
+	f, _, err := decodeWith(p, data)
+	return f, err
+}
+
+// DecodeParsed is Decode that also returns the finding parsed by p, for
+// stages that read members Decode does not keep; v is valid until p parses
+// again.
+func DecodeParsed(p *fastjson.Parser, data []byte) (*pipeline.Finding, *fastjson.Value, error) {
+	return decodeWith(p, data)
+}
+
+func decodeWith(p *fastjson.Parser, data []byte) (*pipeline.Finding, *fastjson.Value, error) {
+	raw, err := normalize(make([]byte, 0, len(data)), data, false)
+	if err != nil {
+		return nil, nil, err
+	}
 	v, err := p.ParseBytes(raw)
 	if err != nil {
 		// Unreachable: raw was validated by Normalize.
-		return nil, invalidf("not JSON: %v", err)
+		return nil, nil, invalidf("not JSON: %v", err)
 	}
 	f := &pipeline.Finding{Raw: raw}
 	if err := readFinding(v, f); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return f, nil
+	return f, v, nil
 }
 
 // Members Decode reads, as bits to notice duplicates.
@@ -313,14 +325,19 @@ type Stage struct{}
 
 var _ pipeline.Stage = Stage{}
 
-// Process decodes e.Data. It does not block.
+// Process decodes e.Data. It does not block. The finding parsed once here
+// is kept on the envelope (Envelope.Parsed, a *fastjson.Value) for the
+// filter stage; Envelope.Release gives the parser back.
 func (Stage) Process(_ context.Context, e *pipeline.Envelope) error {
-	f, err := Decode(e.Data)
+	p := parsers.Get()
+	f, v, err := decodeWith(p, e.Data)
 	if err != nil {
+		parsers.Put(p)
 		e.Dropf(pipeline.DropInvalid, err.Error())
 		return nil
 	}
 	f.Seq = e.Seq
 	e.Finding = f
+	e.SetParsed(v, func() { parsers.Put(p) })
 	return nil
 }

@@ -25,5 +25,6 @@
 //
 // ParseTimestamp and ParseTimestampString read the timestamp forms of
 // DESIGN.md §4 (ISO-8601, epoch seconds with a fraction, epoch milliseconds)
-// and are shared with the filter engine. IsRegion is the AWS Region name rule.
+// over the text rules of pipeline/timestamp, which the filter engine shares.
+// IsRegion is the AWS Region name rule.
 package decode

@@ -6,13 +6,16 @@ import (
 	"github.com/gdexport/gdexport/pipeline"
 )
 
-// Router answers which destinations receive findings of (account, region).
-// It must not block; the returned slice is read-only.
+// Router answers which destinations receive findings of (account, region)
+// and, when none does, why (pipeline.DropNoDestination,
+// pipeline.DropDisassociated). It must not block; the returned slice is
+// read-only.
 type Router interface {
-	Route(account, region string) []*pipeline.Destination
+	RouteFinding(account, region string) (dests []*pipeline.Destination, drop string)
 }
 
-// Stage sets the envelope's destinations, or drops it when none exists.
+// Stage sets the envelope's destinations, or drops it with the router's
+// reason when none exists. It is safe for concurrent use.
 type Stage struct {
 	Router Router
 }
@@ -21,9 +24,15 @@ var _ pipeline.Stage = (*Stage)(nil)
 
 // Process routes one finding.
 func (s *Stage) Process(_ context.Context, e *pipeline.Envelope) error {
-	ds := s.Router.Route(e.Finding.AccountID, e.Finding.Region)
+	f := e.Finding
+	ds, drop := s.Router.RouteFinding(f.AccountID, f.Region)
 	if len(ds) == 0 {
-		e.Dropf(pipeline.DropNoDestination, "no destination for account "+e.Finding.AccountID+" in "+e.Finding.Region)
+		switch drop {
+		case pipeline.DropDisassociated:
+			e.Dropf(drop, "account "+f.AccountID+" is a disassociated member in "+f.Region+" without a destination of its own")
+		default:
+			e.Dropf(pipeline.DropNoDestination, "no destination for account "+f.AccountID+" in "+f.Region)
+		}
 		return nil
 	}
 	e.Destinations = ds

@@ -364,13 +364,22 @@ func (f *Flusher) sealWindow(ctx context.Context, dest *pipeline.Destination, m 
 		return fmt.Errorf("read window: %w", err)
 	}
 	remaining := info.NumPending
-	var chunk []*entry
-	bytes := 0
-	seal := func() error {
-		if len(chunk) == 0 {
+	// One open chunk per key account: a destination whose keys carry the
+	// finding owner's account never mixes accounts in an object; others
+	// have a single chunk under "".
+	type openChunk struct {
+		entries []*entry
+		bytes   int
+	}
+	chunks := map[string]*openChunk{}
+	var order []string
+	seal := func(keyAccount string) error {
+		c := chunks[keyAccount]
+		if c == nil || len(c.entries) == 0 {
 			return nil
 		}
-		req := &sealRequest{dest: dest, lane: pipeline.LaneUpdate, entries: chunk, window: m.Start, part: len(rep.Batches) + 1}
+		req := &sealRequest{dest: dest, lane: pipeline.LaneUpdate, entries: c.entries, window: m.Start,
+			part: len(rep.Batches) + 1, keyAccount: keyAccount}
 		b, err := f.sealer.sealFlush(ctx, req)
 		if err != nil {
 			return err
@@ -379,9 +388,9 @@ func (f *Flusher) sealWindow(ctx context.Context, dest *pipeline.Destination, m 
 			rep.Batches = append(rep.Batches, b)
 			rep.Objects = append(rep.Objects, b.ObjectName())
 			rep.Findings += len(b.Refs)
-			rep.Bytes += bytes
+			rep.Bytes += c.bytes
 		}
-		chunk, bytes = nil, 0
+		c.entries, c.bytes = nil, 0
 		return nil
 	}
 	for remaining > 0 {
@@ -405,16 +414,27 @@ func (f *Flusher) sealWindow(ctx context.Context, dest *pipeline.Destination, m 
 				f.log.Warn("skipping an unreadable pending update", slog.String("subject", msg.Subject()), slog.Any("error", err))
 				continue
 			}
-			if len(chunk) > 0 && (len(chunk)+1 > f.o.MaxFindings || bytes+p.Bytes > f.o.MaxBytes) {
-				if err := seal(); err != nil {
+			keyAccount := ""
+			if dest.KeysByOwner() {
+				keyAccount = p.Account
+			}
+			c := chunks[keyAccount]
+			if c == nil {
+				c = &openChunk{}
+				chunks[keyAccount] = c
+				order = append(order, keyAccount)
+			}
+			if len(c.entries) > 0 && (len(c.entries)+1 > f.o.MaxFindings || c.bytes+p.Bytes > f.o.MaxBytes) {
+				if err := seal(keyAccount); err != nil {
 					return err
 				}
 			}
-			chunk = append(chunk, &entry{
-				f:          &pipeline.Finding{ID: p.ID, Seq: p.Seq, UpdatedAt: p.UpdatedAt, Count: p.Count, ReceivedAt: p.ReceivedAt},
+			c.entries = append(c.entries, &entry{
+				f: &pipeline.Finding{ID: p.ID, Seq: p.Seq, UpdatedAt: p.UpdatedAt, Count: p.Count,
+					AccountID: p.Account, ReceivedAt: p.ReceivedAt},
 				recovering: true,
 			})
-			bytes += p.Bytes
+			c.bytes += p.Bytes
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return fmt.Errorf("read window: %w", err)
@@ -423,5 +443,10 @@ func (f *Flusher) sealWindow(ctx context.Context, dest *pipeline.Destination, m 
 			return fmt.Errorf("read window %s: %d updates announced but none delivered", WindowFilter(m.Destination, m.Start), remaining)
 		}
 	}
-	return seal()
+	for _, k := range order {
+		if err := seal(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

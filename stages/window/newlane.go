@@ -26,6 +26,14 @@ type NewLaneConfig struct {
 	MaxHeldBytes int
 }
 
+// laneKey identifies an open batch: per destination and, for a destination
+// whose keys carry the finding owner's account, per owner account, so that
+// a batch never mixes destinations nor, then, accounts.
+type laneKey struct {
+	dest       string
+	keyAccount string
+}
+
 type openBatch struct {
 	dest   *pipeline.Destination
 	opened time.Time
@@ -36,6 +44,9 @@ type openBatch struct {
 	// held is what the batch's messages and findings take in memory.
 	held    int
 	sealing bool
+
+	// keyAccount is the finding owner's account when dest keys by owner.
+	keyAccount string
 }
 
 // NewLane is the new-findings lane. Add is safe for concurrent use.
@@ -46,9 +57,9 @@ type NewLane struct {
 	clock  func() time.Time
 
 	mu    sync.Mutex
-	room  *sync.Cond            // signalled when held drops
-	open  map[string]*openBatch // by destination id
-	held  int                   // bytes of every unresolved batch
+	room  *sync.Cond // signalled when held drops
+	open  map[laneKey]*openBatch
+	held  int // bytes of every unresolved batch
 	queue chan *openBatch
 	wg    sync.WaitGroup
 	// OnSealed, if set, is called after each successful seal.
@@ -64,7 +75,7 @@ func NewNewLane(cfg NewLaneConfig, sealer *Sealer, log *slog.Logger) *NewLane {
 		cfg.MaxHeldBytes = 64 << 20
 	}
 	l := &NewLane{cfg: cfg, sealer: sealer, log: log, clock: sealer.clock,
-		open: map[string]*openBatch{}, queue: make(chan *openBatch, cfg.Sealers)}
+		open: map[laneKey]*openBatch{}, queue: make(chan *openBatch, cfg.Sealers)}
 	l.room = sync.NewCond(&l.mu)
 	return l
 }
@@ -81,6 +92,10 @@ func (l *NewLane) Held() int {
 // merged message is resolved with the batch). Add blocks while the sealers
 // are saturated, which is how the lane pushes back on ingest.
 func (l *NewLane) Add(f *pipeline.Finding, dest *pipeline.Destination, h *Hold, msgBytes int) {
+	key := laneKey{dest: dest.ID}
+	if dest.KeysByOwner() {
+		key.keyAccount = f.AccountID
+	}
 	l.mu.Lock()
 	// Wait while the lane is over its memory bound and something is being
 	// sealed that will free room; with nothing in flight, go on (the
@@ -88,10 +103,10 @@ func (l *NewLane) Add(f *pipeline.Finding, dest *pipeline.Destination, h *Hold, 
 	for l.held >= l.cfg.MaxHeldBytes && l.held > l.openBytes() {
 		l.room.Wait()
 	}
-	ob := l.open[dest.ID]
+	ob := l.open[key]
 	if ob == nil {
-		ob = &openBatch{dest: dest, opened: l.clock(), byID: map[string]*entry{}}
-		l.open[dest.ID] = ob
+		ob = &openBatch{dest: dest, keyAccount: key.keyAccount, opened: l.clock(), byID: map[string]*entry{}}
+		l.open[key] = ob
 	}
 	ob.holds = append(ob.holds, h)
 	if e, ok := ob.byID[f.ID]; ok {
@@ -120,7 +135,7 @@ func (l *NewLane) Add(f *pipeline.Finding, dest *pipeline.Destination, h *Hold, 
 		full = l.largestOpen()
 	}
 	if full != nil {
-		delete(l.open, full.dest.ID)
+		delete(l.open, laneKey{dest: full.dest.ID, keyAccount: full.keyAccount})
 	}
 	l.mu.Unlock()
 	if full != nil {
@@ -230,7 +245,7 @@ func (l *NewLane) release(ob *openBatch) {
 
 func (l *NewLane) seal(ctx context.Context, ob *openBatch) {
 	defer l.resolved(ob)
-	b, err := l.sealer.Seal(ctx, &sealRequest{dest: ob.dest, lane: pipeline.LaneNew, entries: ob.order, holds: ob.holds})
+	b, err := l.sealer.Seal(ctx, &sealRequest{dest: ob.dest, keyAccount: ob.keyAccount, lane: pipeline.LaneNew, entries: ob.order, holds: ob.holds})
 	if err != nil {
 		l.log.Warn("seal failed; its findings will be redelivered",
 			slog.String("destination", ob.dest.ID), slog.Int("findings", len(ob.order)), slog.Any("error", err))

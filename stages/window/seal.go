@@ -166,6 +166,9 @@ type sealRequest struct {
 	// window and part identify a window flush's batch (LaneUpdate).
 	window int64
 	part   int
+	// keyAccount names the key folder instead of the destination owner
+	// (Batch.KeyAccount); "" for the owner.
+	keyAccount string
 }
 
 // Seal persists an open batch of the new-findings lane and resolves its
@@ -215,7 +218,7 @@ func (s *Sealer) sealFlush(ctx context.Context, req *sealRequest) (*pipeline.Bat
 
 func (s *Sealer) publishBatch(ctx context.Context, req *sealRequest, id string, kept []*entry) (*pipeline.Batch, error) {
 	b := &pipeline.Batch{
-		ID: id, Destination: req.dest.ID, Account: req.dest.Account, Region: req.dest.Region,
+		ID: id, Destination: req.dest.ID, Account: req.dest.Account, Region: req.dest.Region, KeyAccount: req.keyAccount,
 		Lane: req.lane, SealedAt: s.clock().UnixMilli(), Window: req.window, Part: req.part,
 		Refs: make([]pipeline.Ref, len(kept)),
 	}

@@ -18,7 +18,10 @@ import (
 // finding id seen for a destination in that window, kept in the windows KV
 // bucket under <destination>.<window start ms>.<finding key>.
 type Pending struct {
-	ID         string `json:"i"`
+	ID string `json:"i"`
+	// Account is the finding owner's account (the key folder of a
+	// destination that keys by owner).
+	Account    string `json:"a,omitempty"`
 	Seq        uint64 `json:"s"`
 	UpdatedAt  int64  `json:"u"`
 	Count      int64  `json:"c"`
@@ -124,7 +127,7 @@ func (s *Sealer) stage(ctx context.Context, dest *pipeline.Destination, updates 
 				}
 			}
 			f := st.e.f
-			body, _ := json.Marshal(Pending{ID: f.ID, Seq: f.Seq, UpdatedAt: f.UpdatedAt, Count: f.Count, Bytes: len(f.Raw) + 1, ReceivedAt: f.ReceivedAt})
+			body, _ := json.Marshal(Pending{ID: f.ID, Account: f.AccountID, Seq: f.Seq, UpdatedAt: f.UpdatedAt, Count: f.Count, Bytes: len(f.Raw) + 1, ReceivedAt: f.ReceivedAt})
 			fut, err := s.js.PublishMsgAsync(&nats.Msg{Subject: st.subject, Data: body}, jetstream.WithExpectLastSequencePerSubject(rev))
 			if err != nil {
 				return fmt.Errorf("stage update of finding %s: %w", f.ID, err)

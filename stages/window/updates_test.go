@@ -425,3 +425,41 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A destination keyed by the finding owner's account never mixes accounts
+// in an update object either.
+func TestFlushKeepsOwnerAccountsApart(t *testing.T) {
+	l := setupLanes(t, time.Hour, 100)
+	owned := *dest
+	owned.KeyAccount = pipeline.KeyAccountOwner
+	l.flusher.resolver = ownedDest{&owned}
+	mk := func(id, account string, updatedAt int64, seq uint64, received string) *pipeline.Finding {
+		f := version(id, updatedAt, 1, seq, received)
+		f.AccountID = account
+		return f
+	}
+	seal := func(fs ...*pipeline.Finding) {
+		req, _ := request(pipeline.LaneNew, fs, false)
+		req.dest = &owned
+		if _, err := l.sealer.Seal(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seal(mk("a", "444455556666", 1000, 1, "2026-12-03T11:00:00Z"), mk("b", "555566667777", 1000, 2, "2026-12-03T11:00:00Z"))
+	seal(mk("a", "444455556666", 2000, 3, "2026-12-03T12:05:00Z"), mk("b", "555566667777", 2000, 4, "2026-12-03T12:06:00Z"))
+	l.clock.Set(ts("2026-12-03T13:01:00Z"))
+	l.flushAll(t)
+	got := map[string][]string{}
+	for _, b := range l.reports[0].Batches {
+		for _, r := range b.Refs {
+			got[b.KeyAccount] = append(got[b.KeyAccount], r.ID)
+		}
+	}
+	if len(got) != 2 || len(got["444455556666"]) != 1 || got["444455556666"][0] != "a" || len(got["555566667777"]) != 1 {
+		t.Errorf("update batches by key account = %v, want a under 444455556666 and b under 555566667777", got)
+	}
+}
+
+type ownedDest struct{ d *pipeline.Destination }
+
+func (o ownedDest) Destination(id, _, _ string) (*pipeline.Destination, bool) { return o.d, id == o.d.ID }

@@ -28,7 +28,12 @@ AWS KMS key, through KMS Decrypt with the standard AWS credential chain (environ
 ~/.aws profiles, web identity, instance roles). A KMS key ARN names its Region; a bare
 key id (an emulator) takes --region (or AWS_REGION) and --kms-endpoint.
 A plain .jsonl.gz object is only decompressed.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("decrypt needs at least one FILE: an exported object (.jsonl.gz.enc or .jsonl.gz)")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keyFile == "" {
 				dir := g.dataDir
@@ -69,10 +74,17 @@ A plain .jsonl.gz object is only decompressed.`,
 				}
 				return local, nil
 			}
+			// Every file is tried; the first failures are reported, and the
+			// exit status says whether all were read.
+			failed := 0
 			for _, name := range args {
 				if err := decryptOne(cmd.Context(), g, name, resolve); err != nil {
-					return fmt.Errorf("%s: %w", name, err)
+					failed++
+					fmt.Fprintf(g.stderr, "gdexport: %s: %v\n", name, err)
 				}
+			}
+			if failed > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("%d of %d files could not be read", failed, len(args))}
 			}
 			return nil
 		},

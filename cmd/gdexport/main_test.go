@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -95,12 +97,35 @@ func TestPublishReportsRefusedInputs(t *testing.T) {
 	}
 
 	// Publishing the same file again stores nothing new: Nats-Msg-Id dedupes.
-	if code, _, _ := gdexport(t, "", "--nats-url", url, "publish", "testdata/mixed.jsonl"); code != 1 {
-		t.Errorf("republish: exit %d, want 1", code)
+	if code, out, _ := gdexport(t, "", "--nats-url", url, "publish", "testdata/mixed.jsonl"); code != 1 || !strings.Contains(out, "published 0 findings") || !strings.Contains(out, "2 were already stored") {
+		t.Errorf("republish: exit %d, %q; want 1 and both counted as already stored", code, out)
 	}
 	info, _ = s.Info(ctx)
 	if info.State.Msgs != 2 {
 		t.Errorf("after republishing FINDINGS holds %d messages, want still 2", info.State.Msgs)
+	}
+}
+
+// One bad input never stops the others: a directory, a finding larger
+// than the server's max_payload and a missing file are refused, the rest
+// published.
+func TestPublishGoesOnAfterBadInputs(t *testing.T) {
+	url := startTopology(t)
+	dir := t.TempDir()
+	big := `{"accountId":"111122223333","region":"us-east-1","id":"big","type":"T","updatedAt":"2026-11-30T10:00:00Z","pad":"` + strings.Repeat("x", 2<<20) + `"}` + "\n"
+	good := `{"accountId":"111122223333","region":"us-east-1","id":"good1","type":"T","updatedAt":"2026-11-30T10:00:00Z"}` + "\n"
+	bigFile := filepath.Join(dir, "big.jsonl")
+	if err := os.WriteFile(bigFile, []byte(good+big+strings.Replace(good, "good1", "good2", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := gdexport(t, "", "--nats-url", url, "publish", dir, bigFile, filepath.Join(dir, "missing.json"), "testdata/mixed.jsonl")
+	if code != 1 || !strings.Contains(out, "published 4 findings") {
+		t.Errorf("exit %d, stdout %q; want 1 and the 4 good findings published", code, out)
+	}
+	for _, want := range []string{dir + ": refused: is a directory", bigFile + ": line 2: refused: too large", "missing.json: refused:"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr %q lacks %q", errOut, want)
+		}
 	}
 }
 

@@ -65,53 +65,81 @@ func connectJetStream(ctx context.Context, url string, wait time.Duration) (*nat
 	}
 }
 
-// publisher publishes findings asynchronously and counts what the server
-// stored.
+// publishWindow is how many findings may await the server's ack at once:
+// beyond it publish waits, so a large input never stalls the client.
+const publishWindow = 1024
+
+// publisher publishes findings asynchronously, at most publishWindow
+// awaiting their acks, and counts what the server stored.
 type publisher struct {
-	js        jetstream.JetStream
-	published atomic.Int64
-	failed    atomic.Int64
-	firstErr  atomic.Value
+	js         jetstream.JetStream
+	maxPayload int64
+	futures    chan jetstream.PubAckFuture
+	done       chan struct{}
+
+	published, duplicates, failed atomic.Int64
+	firstErr                      atomic.Value
 }
 
-func (p *publisher) publish(subject, msgID string, data []byte) error {
-	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	if msgID != "" {
-		m.Header.Set(jetstream.MsgIDHeader, msgID)
-	}
-	fut, err := p.js.PublishMsgAsync(m)
-	if err != nil {
-		return fmt.Errorf("publish to %s: %w", subject, err)
-	}
-	go func() {
+func newPublisher(nc *nats.Conn, js jetstream.JetStream) *publisher {
+	p := &publisher{js: js, maxPayload: nc.MaxPayload(), futures: make(chan jetstream.PubAckFuture, publishWindow), done: make(chan struct{})}
+	go p.collect()
+	return p
+}
+
+// collect resolves the acks in publish order.
+func (p *publisher) collect() {
+	defer close(p.done)
+	for fut := range p.futures {
 		select {
-		case <-fut.Ok():
-			p.published.Add(1)
+		case ack := <-fut.Ok():
+			if ack.Duplicate {
+				p.duplicates.Add(1)
+			} else {
+				p.published.Add(1)
+			}
 		case err := <-fut.Err():
 			p.failed.Add(1)
 			p.firstErr.CompareAndSwap(nil, err)
 		}
-	}()
-	return nil
+	}
 }
 
-func (p *publisher) wait(ctx context.Context, total int64) error {
+// errTooLarge refuses a finding larger than the server accepts.
+var errTooLarge = errors.New("too large")
+
+// publish sends one finding; it blocks while publishWindow findings await
+// their acks. A finding larger than the server's max_payload is refused
+// with errTooLarge (nothing is sent).
+func (p *publisher) publish(ctx context.Context, subject, msgID string, data []byte) error {
+	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	if msgID != "" {
+		m.Header.Set(jetstream.MsgIDHeader, msgID)
+	}
+	if size := int64(len(data) + len(subject) + len(msgID) + 64); size > p.maxPayload {
+		return fmt.Errorf("%w: %d bytes, more than the server's max_payload of %d bytes", errTooLarge, len(data), p.maxPayload)
+	}
+	fut, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute))
+	if err != nil {
+		return fmt.Errorf("publish to %s: %w", subject, err)
+	}
 	select {
-	case <-p.js.PublishAsyncComplete():
+	case p.futures <- fut:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(2 * time.Minute):
-		return errors.New("timed out waiting for the server to acknowledge published findings")
 	}
-	// The futures' goroutines count after completion; wait for them.
-	for p.published.Load()+p.failed.Load() < total {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+}
+
+// wait waits until every published finding is acked (or refused).
+func (p *publisher) wait(ctx context.Context) error {
+	close(p.futures)
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return nil
 }
 
 func publishCmd(g *globals) *cobra.Command {
@@ -145,16 +173,19 @@ The pipeline judges everything else and dead-letters what it cannot export.
 				return err
 			}
 			defer nc.Close()
-			p := &publisher{js: js}
-			var total, refused int64
+			p := newPublisher(nc, js)
+			var refused int64
+			refuse := func(where string, err error) {
+				refused++
+				fmt.Fprintf(g.stderr, "%s: refused: %v\n", where, err)
+			}
 			if generate > 0 {
 				err := generator.Generate(generator.Config{Seed: seed, Versions: generate}, func(raw []byte) error {
 					f, err := decode.Decode(raw)
 					if err != nil {
 						return fmt.Errorf("generator made an invalid finding: %w", err)
 					}
-					total++
-					return p.publish(pipeline.IngestSubject(f.Region, f.AccountID), f.VersionKey(), f.Raw)
+					return p.publish(ctx, pipeline.IngestSubject(f.Region, f.AccountID), f.VersionKey(), f.Raw)
 				})
 				if err != nil {
 					return err
@@ -168,8 +199,12 @@ The pipeline judges everything else and dead-letters what it cannot export.
 				} else {
 					fh, err := os.Open(name)
 					if err != nil {
-						fmt.Fprintf(g.stderr, "%s: refused: %v\n", name, err)
-						refused++
+						refuse(name, err)
+						continue
+					}
+					if fi, err := fh.Stat(); err == nil && fi.IsDir() {
+						fh.Close()
+						refuse(name, errors.New("is a directory, not a file of findings"))
 						continue
 					}
 					defer fh.Close()
@@ -177,25 +212,35 @@ The pipeline judges everything else and dead-letters what it cannot export.
 				}
 				err := decode.Split(r, func(it decode.Item) error {
 					if it.Err != nil {
-						refused++
-						fmt.Fprintf(g.stderr, "%s: %s: refused: %v\n", label, it.Pos, it.Err)
+						refuse(label+": "+it.Pos, it.Err)
 						return nil
 					}
 					msgID := ""
 					if it.ID != "" && it.UpdatedAt != "" {
 						msgID = it.ID + ":" + it.UpdatedAt
 					}
-					total++
-					return p.publish(pipeline.IngestSubject(it.Region, it.AccountID), msgID, it.Raw)
+					err := p.publish(ctx, pipeline.IngestSubject(it.Region, it.AccountID), msgID, it.Raw)
+					if errors.Is(err, errTooLarge) {
+						refuse(label+": "+it.Pos, err)
+						return nil
+					}
+					return err
 				})
 				if err != nil {
-					return fmt.Errorf("%s: %w", label, err)
+					if ctx.Err() != nil {
+						return err
+					}
+					// An unreadable input stops that input, not the others.
+					refuse(label, err)
 				}
 			}
-			if err := p.wait(ctx, total); err != nil {
+			if err := p.wait(ctx); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "published %d findings to %s", p.published.Load(), g.clientURL())
+			if n := p.duplicates.Load(); n > 0 {
+				fmt.Fprintf(g.stdout, "; %d were already stored (same Nats-Msg-Id within the duplicate window)", n)
+			}
 			if refused > 0 {
 				fmt.Fprintf(g.stdout, "; refused %d inputs", refused)
 			}

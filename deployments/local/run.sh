@@ -10,6 +10,15 @@ rm -rf ./data
 "$bin" run --config deployments/local/gdexport.yaml &
 worker=$!
 trap 'kill -TERM $worker 2>/dev/null; wait $worker; exit 0' INT TERM
+# Publish only into this worker's own server: wait until it is ready, and
+# stop if it could not start (a busy port, a bad configuration).
+for _ in $(seq 1 150); do
+  if ! kill -0 "$worker" 2>/dev/null; then
+    wait "$worker"; exit $?
+  fi
+  "$bin" healthcheck --config deployments/local/gdexport.yaml --ready >/dev/null 2>&1 && break
+  sleep 0.2
+done
 files=()
 for f in "$samples"/*.json "$samples"/*.jsonl; do
   [ -e "$f" ] || continue

@@ -32,6 +32,7 @@ type Stats struct {
 	dropped    map[string]int64
 	suppressed map[string]int64 // by filter name
 	lastObject string
+	lastKey    string // the key file of lastObject ("" when not envelope)
 }
 
 func newStats() *Stats { return &Stats{Metrics: telemetry.NewMetrics()} }
@@ -106,6 +107,10 @@ func (s *Stats) ObjectWritten(dest *pipeline.Destination, b *pipeline.Batch, obj
 	if dest.Type == pipeline.DestinationLocal {
 		s.mu.Lock()
 		s.lastObject = filepath.Join(dest.Root, filepath.FromSlash(obj.Key))
+		s.lastKey = ""
+		if dest.Encryption == pipeline.EncryptionEnvelope {
+			s.lastKey = dest.KeyFile
+		}
 		s.mu.Unlock()
 	}
 }
@@ -150,11 +155,12 @@ func (s *Stats) DroppedByReason() map[string]int64 {
 	return out
 }
 
-// LastObject is the path of the last object written to a local destination.
-func (s *Stats) LastObject() string {
+// LastObject is the path of the last object written to a local destination
+// and the local key file that opens it ("" for a plain object).
+func (s *Stats) LastObject() (path, keyFile string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastObject
+	return s.lastObject, s.lastKey
 }
 
 // LogAttrs renders the counters as log attributes.

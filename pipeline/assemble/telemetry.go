@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -86,33 +85,30 @@ func (w *Worker) refreshBacklog(ctx context.Context) {
 		}
 		m.OldestPending.WithLabelValues(c.name).Set(age)
 	}
-	pending := map[string]int{}
-	markers := w.flusher.Pending()
-	for _, mk := range markers {
-		n, err := w.windowSize(ctx, mk)
-		if err != nil {
-			w.log.Debug("count pending updates", slog.Any("error", err))
-			continue
-		}
-		pending[mk.Destination] += n
+	// Every pending update is one subject of the windows bucket (a flushed
+	// window is purged), so the bucket's subject count is the total.
+	if info, err := w.topo.WindowsStream.Info(ctx); err == nil {
+		m.WindowPending.Set(float64(info.State.NumSubjects))
 	}
-	m.WindowsOpen.Set(float64(len(markers)))
-	m.WindowPending.Reset()
-	for d, n := range pending {
-		m.WindowPending.WithLabelValues(d).Set(float64(n))
-	}
+	m.WindowsOpen.Set(float64(len(w.flusher.Pending())))
 }
 
 // windowSize counts the pending updates of a window: the subjects of its
 // filter, as a last-per-subject consumer sees them.
+// It creates a consumer to ask and removes it at once: call it on demand
+// (status), not on a timer.
 func (w *Worker) windowSize(ctx context.Context, mk window.Marker) (int, error) {
-	cons, err := w.topo.WindowsStream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{window.WindowFilter(mk.Destination, mk.Start)},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	cons, err := w.topo.WindowsStream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     window.WindowFilter(mk.Destination, mk.Start),
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: 10 * time.Second,
+		MemoryStorage:     true,
 	})
 	if err != nil {
 		return 0, err
 	}
+	defer func() { _ = w.topo.WindowsStream.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name) }()
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return 0, err

@@ -501,8 +501,14 @@ func (w *Worker) summaries(ctx context.Context) {
 
 func (w *Worker) logSummary(msg string) {
 	attrs := w.stats.LogAttrs()
-	if p := w.stats.LastObject(); p != "" {
-		attrs = append(attrs, slog.String("read_one_with", selfCommand()+" decrypt "+relative(p)))
+	if p, key := w.stats.LastObject(); p != "" {
+		cmd := selfCommand() + " decrypt "
+		// decrypt finds ./data/keys/local-master.key by itself; name any
+		// other key file.
+		if def, _ := filepath.Abs(filepath.Join("data", "keys", "local-master.key")); key != "" && key != def {
+			cmd += "--key-file " + relative(key) + " "
+		}
+		attrs = append(attrs, slog.String("read_one_with", cmd+relative(p)))
 	}
 	w.log.Info(msg, attrs...)
 }

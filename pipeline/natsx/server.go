@@ -45,6 +45,17 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if err != nil || port < 0 || port > 65535 {
 		return nil, fmt.Errorf("%w %q: port must be 0-65535", ErrBadListen, o.Listen)
 	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	} else {
+		// Fail at once, and say why, when something else holds the port
+		// (nats-server itself would only time out).
+		ln, err := net.Listen("tcp", o.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats server: %s is in use (%v): stop what listens there, or give another --nats-listen, or --nats-url to use that server", o.Listen, err)
+		}
+		ln.Close()
+	}
 	opts := &server.Options{
 		ServerName: "gdexport-embedded",
 		Host:       host,

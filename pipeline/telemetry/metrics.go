@@ -24,7 +24,7 @@ type Metrics struct {
 	ConsumerPend   *prometheus.GaugeVec   // consumer
 	ConsumerAck    *prometheus.GaugeVec   // consumer
 	OldestPending  *prometheus.GaugeVec   // consumer
-	WindowPending  *prometheus.GaugeVec   // destination
+	WindowPending  prometheus.Gauge
 	WindowsOpen    prometheus.Gauge
 	Held           prometheus.Gauge
 	Latency        *prometheus.HistogramVec // lane
@@ -57,7 +57,7 @@ func NewMetrics() *Metrics {
 		ConsumerPend:  f.gaugeVec("consumer_pending_messages", "Messages not yet delivered, per durable consumer (ingest, objects, events).", "consumer"),
 		ConsumerAck:   f.gaugeVec("consumer_ack_pending_messages", "Messages delivered and not yet acknowledged, per durable consumer.", "consumer"),
 		OldestPending: f.gaugeVec("consumer_oldest_pending_age_seconds", "Age of the oldest message not yet acknowledged, per durable consumer (0 when none).", "consumer"),
-		WindowPending: f.gaugeVec("window_pending_updates", "Updated findings waiting in update windows, per destination.", "destination"),
+		WindowPending: f.gauge("window_pending_updates", "Updated findings waiting in update windows, across destinations."),
 		WindowsOpen:   f.gauge("windows_pending", "Update windows holding pending updates."),
 		Held:          f.gauge("lane_held_bytes", "Bytes of findings this worker holds in open batches."),
 		Latency: f.histogramVec("export_latency_seconds", "From receipt (stored in FINDINGS) to object written, per finding and lane.",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
 
@@ -58,6 +59,11 @@ func DecodeParsed(p *fastjson.Parser, data []byte) (*pipeline.Finding, *fastjson
 }
 
 func decodeWith(p *fastjson.Parser, data []byte) (*pipeline.Finding, *fastjson.Value, error) {
+	if !utf8.Valid(data) {
+		// JSON text is UTF-8 (RFC 8259): strict readers of the export
+		// would reject the line.
+		return nil, nil, invalidf("not valid UTF-8 at byte %d", invalidUTF8At(data))
+	}
 	raw, err := normalize(make([]byte, 0, len(data)), data, false)
 	if err != nil {
 		return nil, nil, err
@@ -72,6 +78,18 @@ func decodeWith(p *fastjson.Parser, data []byte) (*pipeline.Finding, *fastjson.V
 		return nil, nil, err
 	}
 	return f, v, nil
+}
+
+// invalidUTF8At is the offset of the first byte that is not valid UTF-8.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
 }
 
 // Members Decode reads, as bits to notice duplicates.

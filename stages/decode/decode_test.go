@@ -107,6 +107,8 @@ func TestDecodeInvalid(t *testing.T) {
 	}{
 		// Not JSON at all.
 		{name: "not JSON", in: `id: 1`, want: "not JSON: …"},
+		// JSON text is UTF-8; strict readers of the export reject anything else.
+		{name: "invalid UTF-8", in: edit(t, `"id":"0123456789abcdef0123456789abcdef",`, `"id":"0123456789abcdef0123456789abcdef","t":"`+"\xff\xfe"+`",`), want: "not valid UTF-8 at byte …"},
 		// JSON, but not an object.
 		{name: "array", in: `[` + baseFinding + `]`, want: "not a finding: top-level value is an array"},
 		// Filter documents published to the ingest subject.

@@ -27,6 +27,8 @@ func TestIsRegion(t *testing.T) {
 		{name: "two-digit number", region: "ap-southeast-12", want: true},
 		// The brief's refusals.
 		{name: "moon-1", region: "moon-1"},
+		// The shape of a Region, but no AWS area is called mars.
+		{name: "unknown area", region: "mars-north-1"},
 		{name: "uppercase", region: "US-EAST-1"},
 		{name: "no number", region: "us-east"},
 		// Shapes close to a Region.

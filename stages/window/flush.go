@@ -352,13 +352,23 @@ func (f *Flusher) Flush(ctx context.Context, m Marker) error {
 // (the latest record per finding) and seals them in batches bounded by
 // MaxFindings and MaxBytes.
 func (f *Flusher) sealWindow(ctx context.Context, dest *pipeline.Destination, m Marker, upTo uint64, rep *FlushReport) error {
-	cons, err := f.windows.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{WindowFilter(m.Destination, m.Start)},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	// An ephemeral consumer of this window's latest records, removed when
+	// the read ends (and by the server if this worker dies first).
+	cons, err := f.windows.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     WindowFilter(m.Destination, m.Start),
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
 	})
 	if err != nil {
 		return fmt.Errorf("read window: %w", err)
 	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = f.windows.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("read window: %w", err)

@@ -462,4 +462,6 @@ func TestFlushKeepsOwnerAccountsApart(t *testing.T) {
 
 type ownedDest struct{ d *pipeline.Destination }
 
-func (o ownedDest) Destination(id, _, _ string) (*pipeline.Destination, bool) { return o.d, id == o.d.ID }
+func (o ownedDest) Destination(id, _, _ string) (*pipeline.Destination, bool) {
+	return o.d, id == o.d.ID
+}

@@ -156,15 +156,19 @@ func ReadStream(t testing.TB, js jetstream.JetStream, stream, filter string) []S
 	return out
 }
 
-// Eventually polls cond until it holds or timeout passes.
+// Eventually polls cond until it holds or timeout passes, every 10 ms at
+// first and less often the longer it waits (at most every 250 ms), so that
+// an expensive cond does not starve what it waits for.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	pause := 10 * time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(pause)
+		pause = min(pause*3/2, 250*time.Millisecond)
 	}
 }
 

@@ -219,3 +219,19 @@ func TestHealthcheckExitCodes(t *testing.T) {
 		t.Errorf("bad address: exit %d, stderr %q, want 2", code, errOut)
 	}
 }
+
+func TestValidate(t *testing.T) {
+	if code, out, errOut := gdexport(t, "", "validate", "--config", "../../deployments/local/gdexport.yaml"); code != 0 || !strings.Contains(out, "valid:") {
+		t.Errorf("shipped config: exit %d, %q %q", code, out, errOut)
+	}
+	code, out, errOut := gdexport(t, "", "validate", "../../pipeline/config/testdata/broken/bad-values.yaml")
+	if code != 1 || !strings.Contains(out, `detectors[0].region: "us-est-1"`) || !strings.Contains(errOut, "6 problem(s)") {
+		t.Errorf("broken config: exit %d, stdout %q, stderr %q; want 1 with every problem", code, out, errOut)
+	}
+	if code, _, _ := gdexport(t, "", "validate"); code != 2 {
+		t.Errorf("no file: exit %d, want 2", code)
+	}
+	if code, _, errOut := gdexport(t, "", "validate", "--config", "no/such/file.yaml"); code != 2 || !strings.Contains(errOut, "no/such/file.yaml") {
+		t.Errorf("missing file: exit %d, %q", code, errOut)
+	}
+}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/spf13/cobra"
 
 	"github.com/gdexport/gdexport/pipeline/assemble"
@@ -12,9 +15,13 @@ import (
 func loadConfig(g *globals, path string) (*config.Config, error) {
 	cfg := &config.Config{}
 	if path != "" {
-		var err error
-		if cfg, err = config.Load(path); err != nil {
-			return nil, err
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		var ps config.Problems
+		if cfg, ps = config.Decode(b); len(ps) > 0 {
+			return nil, fmt.Errorf("%s: %w", path, ps)
 		}
 	}
 	if g.dataDir != "" {

@@ -1,15 +1,12 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/goccy/go-yaml"
 
 	"github.com/gdexport/gdexport/stages/filter"
 )
@@ -189,16 +186,15 @@ func Load(path string) (*Config, error) {
 	return Parse(b)
 }
 
-// Parse parses YAML configuration; unknown fields are errors so that a typo
-// never silently falls back to a default.
+// Parse parses YAML configuration (see Decode); unknown fields and values
+// of the wrong type are errors, all of them reported, so that a typo never
+// silently falls back to a default.
 func Parse(b []byte) (*Config, error) {
-	var c Config
-	if len(bytes.TrimSpace(b)) > 0 {
-		if err := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField()).Decode(&c); err != nil {
-			return nil, fmt.Errorf("%w: %s", ErrInvalid, yaml.FormatError(err, false, true))
-		}
+	c, ps := Decode(b)
+	if len(ps) > 0 {
+		return nil, ps
 	}
-	return &c, nil
+	return c, nil
 }
 
 // ApplyDefaults fills every unset field with the defaults table's value.

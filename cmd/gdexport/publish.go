@@ -174,17 +174,40 @@ The pipeline judges everything else and dead-letters what it cannot export.
 			}
 			defer nc.Close()
 			p := newPublisher(nc, js)
+			prog := newProgress(g.stderr, func() int64 { return p.published.Load() + p.duplicates.Load() + p.failed.Load() })
+			stopTicks := make(chan struct{})
+			ticksDone := make(chan struct{})
+			go func() {
+				defer close(ticksDone)
+				t := time.NewTicker(100 * time.Millisecond)
+				defer t.Stop()
+				for {
+					select {
+					case <-stopTicks:
+						return
+					case <-t.C:
+						prog.tick()
+					}
+				}
+			}()
+			defer func() {
+				close(stopTicks)
+				<-ticksDone
+			}()
 			var refused int64
 			refuse := func(where string, err error) {
 				refused++
 				fmt.Fprintf(g.stderr, "%s: refused: %v\n", where, err)
 			}
 			if generate > 0 {
+				var made atomic.Int64
+				prog.input("generated", func() float64 { return float64(made.Load()) / float64(generate) })
 				err := generator.Generate(generator.Config{Seed: seed, Versions: generate}, func(raw []byte) error {
 					f, err := decode.Decode(raw)
 					if err != nil {
 						return fmt.Errorf("generator made an invalid finding: %w", err)
 					}
+					made.Add(1)
 					return p.publish(ctx, pipeline.IngestSubject(f.Region, f.AccountID), f.VersionKey(), f.Raw)
 				})
 				if err != nil {
@@ -210,7 +233,21 @@ The pipeline judges everything else and dead-letters what it cannot export.
 					defer fh.Close()
 					r = fh
 				}
+				var read atomic.Int64
+				size := int64(-1)
+				if f, ok := r.(*os.File); ok {
+					if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+						size = fi.Size()
+					}
+				}
+				prog.input(label, func() float64 {
+					if size <= 0 {
+						return -1
+					}
+					return min(1, float64(read.Load())/float64(size))
+				})
 				err := decode.Split(r, func(it decode.Item) error {
+					read.Store(it.Offset)
 					if it.Err != nil {
 						refuse(label+": "+it.Pos, it.Err)
 						return nil
@@ -237,6 +274,7 @@ The pipeline judges everything else and dead-letters what it cannot export.
 			if err := p.wait(ctx); err != nil {
 				return err
 			}
+			prog.finish()
 			fmt.Fprintf(g.stdout, "published %d findings to %s", p.published.Load(), g.clientURL())
 			if n := p.duplicates.Load(); n > 0 {
 				fmt.Fprintf(g.stdout, "; %d were already stored (same Nats-Msg-Id within the duplicate window)", n)

@@ -61,6 +61,10 @@ type workerConfig struct{ *config.Config }
 // batchWriteTimeout bounds one attempt at writing a sealed batch to a sink.
 const batchWriteTimeout = 2 * time.Minute
 
+// exportCacheBytes bounds the findings of sealed batches kept in memory for
+// their export (export.Cache).
+const exportCacheBytes = 64 << 20
+
 // windowGrace is how long, beyond newFindingDelay, a closed update window
 // waits for updates still in flight before it is flushed.
 const windowGrace = 5 * time.Second
@@ -201,7 +205,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	runCtx, stopAll := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAll()
 	var bg sync.WaitGroup
-	httpSrv, err := telemetry.Listen(w.cfg.HTTP.Listen, w.stats.Metrics, w.readiness, nil, w.log)
+	httpSrv, err := telemetry.Listen(w.cfg.HTTP.Listen, w.stats.Metrics, w.readiness, nil, w.log, w.cfg.HTTP.Pprof)
 	if err != nil {
 		return err
 	}
@@ -420,6 +424,11 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 			return x.WriteEvents(ctx, "eventbridge", data)
 		}})
 	}
+	// Batches this worker seals are exported from memory when their
+	// consumers deliver them here (the usual case), without reading them
+	// back from FINDINGS.
+	x.Cache = export.NewCache(exportCacheBytes, len(handlers))
+	w.newLane.OnSealed = func(b *pipeline.Batch, fs []*pipeline.Finding) { x.Cache.Put(b.ID, fs) }
 	w.exportConsumers = nil
 	for _, h := range handlers {
 		w.exportConsumers = append(w.exportConsumers, h.consumer)

@@ -84,6 +84,9 @@ type NATS struct {
 // HTTP configures the metrics, health and status listener.
 type HTTP struct {
 	Listen string `yaml:"listen,omitempty"`
+	// Pprof serves Go's profiler at /debug/pprof/ on the listener: for
+	// diagnosing a worker, never on an address others can reach.
+	Pprof bool `yaml:"pprof,omitempty"`
 }
 
 // EventBus configures where events go.

@@ -63,6 +63,8 @@ type Exporter struct {
 	Events   map[string]pipeline.EventSink
 	Observer Observer
 	Log      *slog.Logger
+	// Cache, when set, holds the findings of batches this worker sealed.
+	Cache *Cache
 }
 
 // ParseBatch reads a sealed batch record.
@@ -79,6 +81,14 @@ func ParseBatch(data []byte) (*pipeline.Batch, error) {
 // stream (or whose sequence holds another version) are counted and
 // skipped: never export something other than what was sealed.
 func (x *Exporter) each(ctx context.Context, b *pipeline.Batch, fn func(fs []*pipeline.Finding) error) error {
+	if fs, ok := x.Cache.get(b.ID); ok {
+		for start := 0; start < len(fs); start += chunk {
+			if err := fn(fs[start:min(start+chunk, len(fs))]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	missing := 0
 	fs := make([]*pipeline.Finding, 0, min(chunk, len(b.Refs)))
 	for start := 0; start < len(b.Refs); start += chunk {
@@ -179,6 +189,7 @@ func (x *Exporter) WriteObject(ctx context.Context, data []byte) error {
 	if x.Observer != nil {
 		x.Observer.ObjectWritten(dest, b, obj, received)
 	}
+	x.Cache.done(b.ID)
 	return nil
 }
 
@@ -213,6 +224,7 @@ func (x *Exporter) WriteEvents(ctx context.Context, sink string, data []byte) er
 	if x.Observer != nil && n > 0 {
 		x.Observer.EventsWritten(dest, b, sink, n)
 	}
+	x.Cache.done(b.ID)
 	return nil
 }
 

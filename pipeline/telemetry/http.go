@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,7 +28,7 @@ type Server struct {
 
 // Listen binds addr (host:port; port 0 picks a free one) and returns a
 // Server ready to Serve. page may be nil.
-func Listen(addr string, m *Metrics, ready Readiness, page http.Handler, log *slog.Logger) (*Server, error) {
+func Listen(addr string, m *Metrics, ready Readiness, page http.Handler, log *slog.Logger, withPprof bool) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listener on %s: %w", addr, err)
@@ -51,6 +52,13 @@ func Listen(addr string, m *Metrics, ready Readiness, page http.Handler, log *sl
 	})
 	if page != nil {
 		mux.Handle("GET /{$}", page)
+	}
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, log: log}, nil
 }

@@ -62,8 +62,9 @@ type NewLane struct {
 	held  int // bytes of every unresolved batch
 	queue chan *openBatch
 	wg    sync.WaitGroup
-	// OnSealed, if set, is called after each successful seal.
-	OnSealed func(*pipeline.Batch)
+	// OnSealed, if set, is called after each successful seal with the
+	// batch and its findings in the batch's order.
+	OnSealed func(b *pipeline.Batch, findings []*pipeline.Finding)
 }
 
 // NewNewLane returns a lane; Run must be called for batches to be sealed.
@@ -252,6 +253,18 @@ func (l *NewLane) seal(ctx context.Context, ob *openBatch) {
 		return
 	}
 	if b != nil && l.OnSealed != nil {
-		l.OnSealed(b)
+		bySeq := make(map[uint64]*pipeline.Finding, len(ob.order))
+		for _, e := range ob.order {
+			bySeq[e.f.Seq] = e.f
+		}
+		fs := make([]*pipeline.Finding, 0, len(b.Refs))
+		for _, r := range b.Refs {
+			if f, ok := bySeq[r.Seq]; ok {
+				fs = append(fs, f)
+			}
+		}
+		if len(fs) == len(b.Refs) {
+			l.OnSealed(b, fs)
+		}
 	}
 }

@@ -278,7 +278,7 @@ func TestNewLaneMergesVersionsAndSealsOnDelay(t *testing.T) {
 	lane := NewNewLane(NewLaneConfig{Delay: 100 * time.Millisecond, MaxFindings: 100, MaxBytes: 1 << 20}, s, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var mu sync.Mutex
 	var sealed []*pipeline.Batch
-	lane.OnSealed = func(b *pipeline.Batch) { mu.Lock(); sealed = append(sealed, b); mu.Unlock() }
+	lane.OnSealed = func(b *pipeline.Batch, _ []*pipeline.Finding) { mu.Lock(); sealed = append(sealed, b); mu.Unlock() }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { lane.Run(ctx, context.Background()); close(done) }()

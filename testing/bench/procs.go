@@ -174,7 +174,7 @@ type Worker struct {
 // http.listen is set here) and waits until it is ready.
 func StartWorker(bins Binaries, dir, name, yaml string) (*Worker, error) {
 	port := FreePort()
-	cfg := fmt.Sprintf("http: {listen: \"127.0.0.1:%d\"}\n%s", port, yaml)
+	cfg := fmt.Sprintf("http: {listen: \"127.0.0.1:%d\", pprof: true}\n%s", port, yaml)
 	cf := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(cf, []byte(cfg), 0o644); err != nil {
 		return nil, err

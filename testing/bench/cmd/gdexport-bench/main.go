@@ -24,16 +24,21 @@ import (
 type Results struct {
 	Date    string               `json:"date"`
 	Machine string               `json:"machine"`
-	Pending *bench.PendingResult `json:"pending,omitempty"`
+	Pending    *bench.PendingResult     `json:"pending,omitempty"`
+	Throughput []bench.ThroughputResult `json:"throughput,omitempty"`
 }
 
 func main() {
 	var (
 		scenarios = flag.String("scenarios", "pending", "comma-separated scenarios to run: pending")
 		pendingN  = flag.Int("pending", 1_000_000, "pending updated findings in the pending scenario")
+		findingsN = flag.Int("findings", 100_000, "findings per throughput run")
+		modes     = flag.String("modes", "fast,strict", "durability modes of the throughput runs")
+		workersN  = flag.String("workers", "1,2", "worker counts of the throughput runs")
 		window    = flag.Duration("window", 5*time.Minute, "update window of the pending scenario")
 		out       = flag.String("out", "", "JSON results file (default testing/bench/results/<date>.json)")
 		work      = flag.String("work", "", "working directory for stores and logs (default a temporary one)")
+		profile   = flag.String("profile", "", "directory for CPU profiles of the first worker of each throughput run")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -46,6 +51,7 @@ func main() {
 		}
 		defer os.RemoveAll(dir)
 	}
+	bench.ProfileDir = *profile
 	bins, err := bench.Build(filepath.Join(dir, "bin"))
 	if err != nil {
 		log.Fatal(err)
@@ -68,6 +74,25 @@ func main() {
 				[3]string{"staging the updates", fmt.Sprintf("%.0f s (%.0f/s)", r.StageSeconds, float64(r.Pending)/r.StageSeconds), ""},
 				[3]string{"window flushed and exported after its end", fmt.Sprintf("%.0f s", r.FlushSeconds), ""},
 			)
+		case "throughput":
+			for _, mode := range strings.Split(*modes, ",") {
+				for _, wn := range strings.Split(*workersN, ",") {
+					var n int
+					fmt.Sscanf(wn, "%d", &n)
+					d := filepath.Join(dir, "throughput-"+mode+"-"+wn)
+					r, err := bench.Throughput(ctx, bins, d, mode, n, *findingsN, time.Second)
+					if err != nil {
+						log.Fatalf("throughput %s %d: %v", mode, n, err)
+					}
+					res.Throughput = append(res.Throughput, r)
+					rows = append(rows,
+						[3]string{fmt.Sprintf("end to end, %s, %d worker(s)", mode, n), fmt.Sprintf("%.0f findings/s (%d in %.1f s)", r.PerSecond, r.Findings, r.Seconds), ""},
+						[3]string{fmt.Sprintf("  stored per finding, %s, %d worker(s)", mode, n), fmt.Sprintf("%.0f bytes (input %.0f)", r.BytesPerFind, r.FindingsBytes/float64(r.Findings)), ""},
+						[3]string{fmt.Sprintf("  objects / events per 1,000, %s, %d worker(s)", mode, n), fmt.Sprintf("%.2f / %.0f", r.ObjectsPer1k, r.EventsPer1k), ""},
+						[3]string{fmt.Sprintf("  worker peak heap / RSS, %s, %d worker(s)", mode, n), fmt.Sprintf("%.0f / %.0f MB", r.PeakHeapMB, r.PeakRSSMB), ""},
+					)
+				}
+			}
 		default:
 			log.Fatalf("unknown scenario %q", s)
 		}

@@ -1,0 +1,116 @@
+package export
+
+import (
+	"sync"
+
+	"github.com/gdexport/gdexport/pipeline"
+)
+
+// Cache keeps the findings of batches this worker sealed, decoded, until
+// every export consumer has written them, so that the common case (the
+// batch's consumers deliver it to the worker that sealed it) reads nothing
+// back from FINDINGS and decodes nothing again. It is bounded in bytes: the
+// oldest batches are forgotten first, and a batch not in the cache is read
+// from FINDINGS as before. Safe for concurrent use.
+type Cache struct {
+	mu      sync.Mutex
+	max     int
+	bytes   int
+	sinks   int
+	batches map[string]*cachedBatch
+	order   []string // by age, oldest first; may hold ids already gone
+}
+
+type cachedBatch struct {
+	findings []*pipeline.Finding
+	bytes    int
+	// remaining is how many export consumers have yet to write the batch.
+	remaining int
+}
+
+// NewCache returns a cache of at most maxBytes of findings for batches that
+// sinks export consumers each write once.
+func NewCache(maxBytes, sinks int) *Cache {
+	return &Cache{max: maxBytes, sinks: sinks, batches: map[string]*cachedBatch{}}
+}
+
+// Put keeps the findings of a sealed batch, in the batch's order (they are
+// not copied; the caller must not change them).
+func (c *Cache) Put(batchID string, findings []*pipeline.Finding) {
+	if c == nil || c.sinks == 0 {
+		return
+	}
+	n := 0
+	for _, f := range findings {
+		n += len(f.Raw) + 256
+	}
+	if n > c.max {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.bytes+n > c.max && len(c.order) > 0 {
+		c.drop(c.order[0])
+		c.order = c.order[1:]
+	}
+	c.batches[batchID] = &cachedBatch{findings: findings, bytes: n, remaining: c.sinks}
+	c.bytes += n
+	c.order = append(c.order, batchID)
+}
+
+// get returns a batch's findings if they are cached.
+func (c *Cache) get(batchID string) ([]*pipeline.Finding, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.batches[batchID]
+	if !ok {
+		return nil, false
+	}
+	return b.findings, true
+}
+
+// done records that one export consumer wrote the batch; after the last
+// the batch is forgotten.
+func (c *Cache) done(batchID string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.batches[batchID]
+	if !ok {
+		return
+	}
+	if b.remaining--; b.remaining <= 0 {
+		c.drop(batchID)
+	}
+}
+
+func (c *Cache) drop(batchID string) {
+	if b, ok := c.batches[batchID]; ok {
+		c.bytes -= b.bytes
+		delete(c.batches, batchID)
+	}
+	if len(c.order) > 0 && len(c.order) > 2*len(c.batches)+64 {
+		kept := c.order[:0]
+		for _, id := range c.order {
+			if _, ok := c.batches[id]; ok {
+				kept = append(kept, id)
+			}
+		}
+		c.order = kept
+	}
+}
+
+// Bytes is how much the cache holds.
+func (c *Cache) Bytes() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}

@@ -22,8 +22,8 @@ import (
 
 // Results is the JSON written under testing/bench/results.
 type Results struct {
-	Date    string               `json:"date"`
-	Machine string               `json:"machine"`
+	Date       string                   `json:"date"`
+	Machine    string                   `json:"machine"`
 	Pending    *bench.PendingResult     `json:"pending,omitempty"`
 	Throughput []bench.ThroughputResult `json:"throughput,omitempty"`
 }

@@ -191,7 +191,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// to another one.
 	ackWait := max(ingestAckWait, 3*w.cfg.NewFindingDelay.D())
 	w.topo, err = natsx.Ensure(setupCtx, w.js, natsx.TopologyConfig{
-		Replicas: w.cfg.NATS.Replicas, Retention: w.cfg.Retention.D(), IngestAckWait: ackWait,
+		Replicas: w.cfg.NATS.Replicas, Retention: w.cfg.Retention.D(), IngestAckWait: ackWait, Atomic: w.atomic(),
 	})
 	if err != nil {
 		return err
@@ -234,7 +234,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Updates arriving in a window are staged into it for this long after
 	// it ends: they may have waited newFindingDelay in the lane.
 	grace := w.cfg.NewFindingDelay.D() + windowGrace
-	sealer := window.NewSealer(w.nc, w.js, window.SealerOptions{Counter: w, Clock: w.clock, Schedules: w, Grace: grace})
+	sealer := window.NewSealer(w.nc, w.js, window.SealerOptions{Counter: w, Clock: w.clock, Schedules: w, Grace: grace, Atomic: w.atomic()})
 	w.newLane = window.NewNewLane(window.NewLaneConfig{
 		Delay: w.cfg.NewFindingDelay.D(), MaxFindings: w.cfg.MaxBatchFindings, MaxBytes: w.cfg.MaxBatchBytes,
 	}, sealer, w.log)
@@ -402,7 +402,11 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 	handlers := []handler{{natsx.ConsumerObjects, "objects", x.WriteObject}}
 	x.Events = map[string]pipeline.EventSink{}
 	if w.cfg.EventBus.NATS.On() {
-		x.Events["nats"] = natsbus.New(w.js)
+		var opts []natsbus.Option
+		if w.atomic() {
+			opts = append(opts, natsbus.WithAtomicBatches(w.nc))
+		}
+		x.Events["nats"] = natsbus.New(w.js, opts...)
 		handlers = append(handlers, handler{natsx.ConsumerEvents, "nats", func(ctx context.Context, data []byte) error {
 			return x.WriteEvents(ctx, "nats", data)
 		}})
@@ -474,6 +478,11 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 func (w *Worker) Windows(dest *pipeline.Destination) schedule.Windows {
 	return w.store.Detector(dest.Account, dest.Region).Windows(w.cfg.WindowOverride.D())
 }
+
+// atomic reports whether the records written per finding go in atomic
+// batches: with strict durability, where every write is synced to disk, one
+// sync per batch instead of per finding.
+func (w *Worker) atomic() bool { return w.cfg.NATS.Durability != natsx.DurabilityFast }
 
 // workerName names this worker in flush claims: host and process id.
 func workerName() string {

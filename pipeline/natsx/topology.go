@@ -2,6 +2,7 @@ package natsx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,6 +60,12 @@ type TopologyConfig struct {
 	IngestAckWait time.Duration
 	// IngestMaxAckPending bounds the findings held unacked across workers.
 	IngestMaxAckPending int
+	// Atomic allows atomic batch publishing on the streams written per
+	// finding (EVENTS and the exported and windows buckets): with
+	// sync_interval always, one disk sync per batch instead of one per
+	// message. It needs nats-server 2.12 or later; once on, it is never
+	// turned off by a worker that runs without it.
+	Atomic bool
 }
 
 func (c *TopologyConfig) defaults() {
@@ -119,6 +126,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*T
 	for _, sc := range streams {
 		sc.Replicas = cfg.Replicas
 		sc.Storage = jetstream.FileStorage
+		if sc.Name == StreamEvents {
+			sc.AllowAtomicPublish = cfg.Atomic || isAtomic(ctx, js, sc.Name)
+		}
 		s, err := js.CreateOrUpdateStream(ctx, sc)
 		if err != nil {
 			return nil, fmt.Errorf("ensure stream %s: %w", sc.Name, err)
@@ -145,9 +155,10 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*T
 		{&t.Members, BucketMembers, 0, "member accounts' administrator per Region: <region>.<member>"},
 	}
 	for _, b := range buckets {
-		*b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		atomic := b.name == BucketExported || b.name == BucketWindows
+		*b.kv, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{
 			Bucket: b.name, Description: b.desc, TTL: b.ttl, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
-		})
+		}, atomic && cfg.Atomic)
 		if err != nil {
 			return nil, fmt.Errorf("ensure bucket %s: %w", b.name, err)
 		}
@@ -169,4 +180,47 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*T
 		return nil, fmt.Errorf("ensure consumer %s on %s: %w", ConsumerIngest, StreamFindings, err)
 	}
 	return t, nil
+}
+
+// isAtomic reports whether an existing stream allows atomic publishing.
+func isAtomic(ctx context.Context, js jetstream.JetStream, name string) bool {
+	s, err := js.Stream(ctx, name)
+	return err == nil && s.CachedInfo().Config.AllowAtomicPublish
+}
+
+// ensureBucket creates a KV bucket, or brings an existing one's stream to
+// cfg's replicas, TTL and description, allowing atomic publishing when
+// atomic is set (and keeping it when it was on). An existing bucket is
+// changed through its stream's configuration, never recreated from cfg, so
+// that settings this bucket gained stay.
+func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, atomic bool) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		if kv, err = js.CreateKeyValue(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			return nil, err
+		}
+		if errors.Is(err, jetstream.ErrBucketExists) { // another worker was first
+			if kv, err = js.KeyValue(ctx, cfg.Bucket); err != nil {
+				return nil, err
+			}
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	sc := s.CachedInfo().Config
+	want := sc
+	want.Replicas = cfg.Replicas
+	want.MaxAge = cfg.TTL
+	want.Description = cfg.Description
+	want.AllowAtomicPublish = sc.AllowAtomicPublish || atomic
+	if want.Replicas != sc.Replicas || want.MaxAge != sc.MaxAge || want.Description != sc.Description || want.AllowAtomicPublish != sc.AllowAtomicPublish {
+		if _, err := js.UpdateStream(ctx, want); err != nil {
+			return nil, fmt.Errorf("update stream of bucket %s: %w", cfg.Bucket, err)
+		}
+	}
+	return kv, nil
 }

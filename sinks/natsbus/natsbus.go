@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gdexport/gdexport/pipeline"
+	"github.com/gdexport/gdexport/pipeline/natsx"
 )
 
 // Subject is the event subject of a destination owner's (region, account).
@@ -51,13 +51,29 @@ func AppendEnvelope(dst []byte, id, account, region string, f *pipeline.Finding)
 
 // Sink publishes events to JetStream. Safe for concurrent use.
 type Sink struct {
-	js jetstream.JetStream
+	w natsx.Writer
 }
 
 var _ pipeline.EventSink = (*Sink)(nil)
 
+// Option configures a Sink.
+type Option func(*Sink)
+
+// WithAtomicBatches publishes a batch's events in atomic batches over nc
+// (strict durability: one disk sync per batch, not per event). The EVENTS
+// stream must allow atomic publishing.
+func WithAtomicBatches(nc *nats.Conn) Option {
+	return func(s *Sink) { s.w.NC, s.w.Atomic = nc, true }
+}
+
 // New returns a sink publishing through js.
-func New(js jetstream.JetStream) *Sink { return &Sink{js: js} }
+func New(js jetstream.JetStream, opts ...Option) *Sink {
+	s := &Sink{w: natsx.Writer{JS: js}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Connect checks nothing: the EVENTS stream is created with the topology.
 func (s *Sink) Connect(context.Context) error { return nil }
@@ -65,34 +81,20 @@ func (s *Sink) Connect(context.Context) error { return nil }
 // Close does nothing; the connection belongs to the caller.
 func (s *Sink) Close(context.Context) error { return nil }
 
-// PutEvents publishes one event per finding, all in flight at once, and
-// returns when every one is stored. Nats-Msg-Id is the event id, so a retry
-// within the stream's duplicate window is stored once.
+// PutEvents publishes one event per finding and returns when every one is
+// stored. Nats-Msg-Id is the event id, so a retry within the stream's
+// duplicate window stores nothing twice.
 func (s *Sink) PutEvents(ctx context.Context, dest *pipeline.Destination, b *pipeline.Batch, findings []*pipeline.Finding) error {
 	subject := Subject(b.Region, b.Account)
-	futures := make([]jetstream.PubAckFuture, 0, len(findings))
-	for _, f := range findings {
+	msgs := make([]*nats.Msg, len(findings))
+	for i, f := range findings {
 		id := EventID(dest.ID, f)
 		m := &nats.Msg{Subject: subject, Header: nats.Header{}, Data: AppendEnvelope(make([]byte, 0, len(f.Raw)+256), id, b.Account, b.Region, f)}
 		m.Header.Set(jetstream.MsgIDHeader, id)
-		fut, err := s.js.PublishMsgAsync(m)
-		if err != nil {
-			return fmt.Errorf("publish event for finding %s: %w", f.ID, err)
-		}
-		futures = append(futures, fut)
+		msgs[i] = m
 	}
-	var errs []error
-	for _, fut := range futures {
-		select {
-		case <-fut.Ok():
-		case err := <-fut.Err():
-			errs = append(errs, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("publish %d of %d events on %s: %w", len(errs), len(findings), subject, errors.Join(errs...))
+	if err := s.w.Write(ctx, msgs); err != nil {
+		return fmt.Errorf("publish %d events on %s: %w", len(findings), subject, err)
 	}
 	return nil
 }

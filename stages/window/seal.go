@@ -85,6 +85,10 @@ type SealerOptions struct {
 	// that arrived in it (default 10s); later ones go to the window open
 	// when they are staged.
 	Grace time.Duration
+	// Atomic writes the records of a batch in atomic batches (strict
+	// durability: one disk sync per batch rather than per finding); the
+	// streams must allow atomic publishing (natsx.TopologyConfig.Atomic).
+	Atomic bool
 }
 
 // Sealer persists batches and stages updates (see the package
@@ -96,11 +100,13 @@ type Sealer struct {
 	clock     func() time.Time
 	schedules Schedules
 	grace     time.Duration
+	writer    natsx.Writer
 }
 
 // NewSealer returns a Sealer.
 func NewSealer(nc *nats.Conn, js jetstream.JetStream, o SealerOptions) *Sealer {
-	s := &Sealer{nc: nc, js: js, counter: o.Counter, clock: o.Clock, schedules: o.Schedules, grace: o.Grace}
+	s := &Sealer{nc: nc, js: js, counter: o.Counter, clock: o.Clock, schedules: o.Schedules, grace: o.Grace,
+		writer: natsx.Writer{NC: nc, JS: js, Atomic: o.Atomic}}
 	if s.counter == nil {
 		s.counter = nopCounter{}
 	}
@@ -265,26 +271,22 @@ func (s *Sealer) claim(ctx context.Context, dest *pipeline.Destination, batchID 
 			v, _ := json.Marshal(Exported{UpdatedAt: e.f.UpdatedAt, Count: e.f.Count, Batch: batchID, Lane: string(lane)})
 			return v
 		}
-		futures := make([]jetstream.PubAckFuture, len(toClaim))
+		msgs := make([]*nats.Msg, len(toClaim))
+		revs := make([]uint64, len(toClaim))
 		for i, e := range toClaim {
-			m := &nats.Msg{Subject: exportedSubject(FindingKey(dest.ID, e.f.ID)), Data: val(e)}
-			futures[i], err = s.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(e.rev))
-			if err != nil {
-				return nil, nil, fmt.Errorf("claim finding %s: %w", e.f.ID, err)
-			}
+			msgs[i] = &nats.Msg{Subject: exportedSubject(FindingKey(dest.ID, e.f.ID)), Data: val(e)}
+			revs[i] = e.rev
+		}
+		stored, err := s.writer.WriteCAS(ctx, msgs, revs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("claim findings for destination %s: %w", dest.ID, err)
 		}
 		todo = todo[:0:0]
-		for i, fut := range futures {
-			select {
-			case <-fut.Ok():
+		for i, ok := range stored {
+			if ok {
 				kept = append(kept, toClaim[i])
-			case err := <-fut.Err():
-				if !isWrongLastSeq(err) {
-					return nil, nil, fmt.Errorf("claim finding %s: %w", toClaim[i].f.ID, err)
-				}
+			} else {
 				todo = append(todo, toClaim[i])
-			case <-ctx.Done():
-				return nil, nil, ctx.Err()
 			}
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gdexport/gdexport/pipeline"
 	"github.com/gdexport/gdexport/pipeline/natsx"
@@ -108,7 +107,8 @@ func (s *Sealer) stage(ctx context.Context, dest *pipeline.Destination, updates 
 			return fmt.Errorf("read pending updates of destination %s: %w", dest.ID, err)
 		}
 		var writes []staged
-		var futures []jetstream.PubAckFuture
+		var msgs []*nats.Msg
+		var revs []uint64
 		for _, st := range todo {
 			m, ok := cur[st.subject]
 			var rev uint64
@@ -128,24 +128,18 @@ func (s *Sealer) stage(ctx context.Context, dest *pipeline.Destination, updates 
 			}
 			f := st.e.f
 			body, _ := json.Marshal(Pending{ID: f.ID, Account: f.AccountID, Seq: f.Seq, UpdatedAt: f.UpdatedAt, Count: f.Count, Bytes: len(f.Raw) + 1, ReceivedAt: f.ReceivedAt})
-			fut, err := s.js.PublishMsgAsync(&nats.Msg{Subject: st.subject, Data: body}, jetstream.WithExpectLastSequencePerSubject(rev))
-			if err != nil {
-				return fmt.Errorf("stage update of finding %s: %w", f.ID, err)
-			}
 			writes = append(writes, st)
-			futures = append(futures, fut)
+			msgs = append(msgs, &nats.Msg{Subject: st.subject, Data: body})
+			revs = append(revs, rev)
+		}
+		stored, err := s.writer.WriteCAS(ctx, msgs, revs)
+		if err != nil {
+			return fmt.Errorf("stage updates of destination %s: %w", dest.ID, err)
 		}
 		todo = todo[:0:0]
-		for i, fut := range futures {
-			select {
-			case <-fut.Ok():
-			case err := <-fut.Err():
-				if !isWrongLastSeq(err) {
-					return fmt.Errorf("stage update of finding %s: %w", writes[i].e.f.ID, err)
-				}
+		for i, ok := range stored {
+			if !ok {
 				todo = append(todo, writes[i])
-			case <-ctx.Done():
-				return ctx.Err()
 			}
 		}
 	}

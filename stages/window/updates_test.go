@@ -74,12 +74,14 @@ func setupLanes(t *testing.T, length time.Duration, maxFindings int) *lanes {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topo, err := natsx.Ensure(context.Background(), js, natsx.TopologyConfig{})
+	// The lanes' tests run with atomic batches (strict durability, the
+	// default); the seal tests in seal_test.go run without.
+	topo, err := natsx.Ensure(context.Background(), js, natsx.TopologyConfig{Atomic: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := &lanes{nc: nc, js: js, topo: topo, clock: &fakeClock{now: ts("2026-12-03T12:30:00Z")}, counter: &countingCounter{}}
-	l.sealer = NewSealer(nc, js, SealerOptions{Counter: l.counter, Clock: l.clock.Now, Schedules: fixedSchedule{Length: length}, Grace: 10 * time.Second})
+	l.sealer = NewSealer(nc, js, SealerOptions{Counter: l.counter, Clock: l.clock.Now, Schedules: fixedSchedule{Length: length}, Grace: 10 * time.Second, Atomic: true})
 	l.flusher = NewFlusher(js, topo.Flushes, topo.WindowsStream, l.sealer, oneDest{}, slog.New(slog.NewTextHandler(io.Discard, nil)),
 		FlusherOptions{Worker: "test", MaxFindings: maxFindings, OnFlushed: func(r FlushReport) { l.reports = append(l.reports, r) }})
 	return l

@@ -79,7 +79,7 @@ defaultDestination: {destinationType: LOCAL}
 	}
 	heap := sampleHeap(ws[0])
 	if ProfileDir != "" {
-		go saveProfile(ws[0], filepath.Join(ProfileDir, fmt.Sprintf("cpu-%s-%d.pprof", durability, workers)), 15*time.Second)
+		go saveProfile(ws[0], filepath.Join(ProfileDir, fmt.Sprintf("cpu-%s-%d.pprof", durability, workers)), 5*time.Second)
 	}
 	// Done when every finding is in an object and has its event.
 	exported, events := 0.0, 0.0

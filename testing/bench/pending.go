@@ -97,7 +97,7 @@ func Pending(ctx context.Context, bins Binaries, dir string, n int, window time.
 	}
 	defer ns.Stop()
 	w, err := StartWorker(bins, dir, "worker", fmt.Sprintf(`dataDir: %q
-nats: {url: %q}
+nats: {url: %q, durability: fast}
 newFindingDelay: 1s
 windowOverride: %s
 defaultDestination: {destinationType: LOCAL}

@@ -41,10 +41,10 @@ func Throughput(ctx context.Context, bins Binaries, dir, durability string, work
 	}
 	defer ns.Stop()
 	yaml := fmt.Sprintf(`dataDir: %q
-nats: {url: %q}
+nats: {url: %q, durability: %s}
 newFindingDelay: %s
 defaultDestination: {destinationType: LOCAL}
-`, filepath.Join(dir, "data"), ns.URL, newFindingDelay)
+`, filepath.Join(dir, "data"), ns.URL, durability, newFindingDelay)
 	// A first worker creates the topology, then stops: the backlog is
 	// published with no consumer running.
 	w0, err := StartWorker(bins, dir, "setup", yaml)

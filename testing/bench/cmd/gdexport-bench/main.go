@@ -26,19 +26,22 @@ type Results struct {
 	Machine    string                   `json:"machine"`
 	Pending    *bench.PendingResult     `json:"pending,omitempty"`
 	Throughput []bench.ThroughputResult `json:"throughput,omitempty"`
+	Latency    []bench.LatencyResult    `json:"latency,omitempty"`
 }
 
 func main() {
 	var (
-		scenarios = flag.String("scenarios", "pending", "comma-separated scenarios to run: pending")
-		pendingN  = flag.Int("pending", 1_000_000, "pending updated findings in the pending scenario")
-		findingsN = flag.Int("findings", 100_000, "findings per throughput run")
-		modes     = flag.String("modes", "fast,strict", "durability modes of the throughput runs")
-		workersN  = flag.String("workers", "1,2", "worker counts of the throughput runs")
-		window    = flag.Duration("window", 5*time.Minute, "update window of the pending scenario")
-		out       = flag.String("out", "", "JSON results file (default testing/bench/results/<date>.json)")
-		work      = flag.String("work", "", "working directory for stores and logs (default a temporary one)")
-		profile   = flag.String("profile", "", "directory for CPU profiles of the first worker of each throughput run")
+		scenarios   = flag.String("scenarios", "pending", "comma-separated scenarios to run: pending")
+		pendingN    = flag.Int("pending", 1_000_000, "pending updated findings in the pending scenario")
+		findingsN   = flag.Int("findings", 100_000, "findings per throughput run")
+		modes       = flag.String("modes", "fast,strict", "durability modes of the throughput runs")
+		workersN    = flag.String("workers", "1,2", "worker counts of the throughput runs")
+		latencyN    = flag.Int("latency-findings", 50_000, "findings of the latency run")
+		latencyRate = flag.Int("latency-rate", 5000, "offered findings per second of the latency run")
+		window      = flag.Duration("window", 5*time.Minute, "update window of the pending scenario")
+		out         = flag.String("out", "", "JSON results file (default testing/bench/results/<date>.json)")
+		work        = flag.String("work", "", "working directory for stores and logs (default a temporary one)")
+		profile     = flag.String("profile", "", "directory for CPU profiles of the first worker of each throughput run")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -74,6 +77,17 @@ func main() {
 				[3]string{"staging the updates", fmt.Sprintf("%.0f s (%.0f/s)", r.StageSeconds, float64(r.Pending)/r.StageSeconds), ""},
 				[3]string{"window flushed and exported after its end", fmt.Sprintf("%.0f s", r.FlushSeconds), ""},
 			)
+		case "latency":
+			for _, mode := range strings.Split(*modes, ",") {
+				d := filepath.Join(dir, "latency-"+mode)
+				r, err := bench.Latency(ctx, bins, d, mode, *latencyRate, *latencyN, time.Second)
+				if err != nil {
+					log.Fatalf("latency %s: %v", mode, err)
+				}
+				res.Latency = append(res.Latency, r)
+				rows = append(rows, [3]string{fmt.Sprintf("new-finding latency, %s, %d/s offered (%.0f/s achieved), delay 1s", mode, r.Offered, r.Achieved),
+					fmt.Sprintf("p50 %.2f s, p95 %.2f s, p99 %.2f s, max %.2f s", r.P50, r.P95, r.P99, r.Max), "p99 ≤ 2 s"})
+			}
 		case "throughput":
 			for _, mode := range strings.Split(*modes, ",") {
 				for _, wn := range strings.Split(*workersN, ",") {

@@ -121,8 +121,12 @@ func WithNotifier(n Notifier) StatusOption { return func(s *Statuses) { s.notifi
 // destination's has Deleted set), for metrics. fn must not block.
 func WithStatusHook(fn func(Status)) StatusOption { return func(s *Statuses) { s.hook = fn } }
 
-// NewStatuses returns the statuses kept in kv (natsx.BucketStatus).
+// NewStatuses returns the statuses kept in kv (natsx.BucketStatus); log
+// may be nil (nothing is logged).
 func NewStatuses(kv jetstream.KeyValue, log *slog.Logger, opts ...StatusOption) *Statuses {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	s := &Statuses{kv: kv, policy: DefaultHealthPolicy, clock: time.Now, log: log,
 		snap: map[string]Status{}, changed: make(chan struct{}), ready: make(chan struct{})}
 	for _, o := range opts {

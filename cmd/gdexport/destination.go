@@ -766,8 +766,12 @@ objects are left alone. The config file's destinations come back at the next sta
 				}
 				return err
 			}
+			// Its backlog goes too, so that creating it again starts afresh.
 			if err := ctl.batches.DeleteConsumer(ctx, natsx.ParkedConsumer(id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-				fmt.Fprintf(g.stderr, "gdexport: warning: the backlog of %s was not removed (%v): workers drop it\n", id, err)
+				fmt.Fprintf(g.stderr, "gdexport: warning: the backlog consumer of %s was not removed: %v\n", id, err)
+			}
+			if err := ctl.batches.Purge(ctx, jetstream.WithPurgeSubject(natsx.ParkedFilter(id))); err != nil {
+				fmt.Fprintf(g.stderr, "gdexport: warning: the backlog of %s was not removed: %v\n", id, err)
 			}
 			return nil
 		},

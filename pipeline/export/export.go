@@ -96,7 +96,7 @@ type Exporter struct {
 
 	parkedOnce sync.Once
 	parkedNew  chan string
-	ensured    sync.Map // destination id → struct{}: its parked consumer exists
+	ensured    sync.Map // destination id → time.Time its parked consumer was made sure of
 	flightsMu  sync.Mutex
 	flights    map[string]map[uint64]time.Time // destination id → writes in flight by start
 	flightSeq  uint64

@@ -56,6 +56,9 @@ const (
 	// parkedFetch is how many parked batches a drainer takes at once: few,
 	// since those waiting their turn are not kept alive.
 	parkedFetch = 4
+	// ensureEvery is how long a worker trusts that a parked backlog
+	// consumer it made still exists.
+	ensureEvery = 30 * time.Second
 	// closedRecheck bounds how long a drainer of a closed destination
 	// waits without a status change.
 	closedRecheck = 30 * time.Second
@@ -160,11 +163,14 @@ func (x *Exporter) wake() chan string {
 // most once per batch (a subject per batch, created only when empty), after
 // making sure the destination's parked consumer exists.
 func (x *Exporter) park(ctx context.Context, b *pipeline.Batch, dest *pipeline.Destination, data []byte) error {
-	if _, ok := x.ensured.Load(dest.ID); !ok {
+	// The consumer may have been deleted with its destination since: make
+	// sure of it again now and then. A batch parked while it is missing is
+	// not lost: a new consumer delivers every parked batch of the subject.
+	if at, ok := x.ensured.Load(dest.ID); !ok || time.Since(at.(time.Time)) > ensureEvery {
 		if _, err := natsx.EnsureParked(ctx, x.Batches, dest.ID); err != nil {
 			return fmt.Errorf("park batch %s: %w", b.ID, err)
 		}
-		x.ensured.Store(dest.ID, struct{}{})
+		x.ensured.Store(dest.ID, time.Now())
 	}
 	_, err := x.JS.PublishMsg(ctx, &nats.Msg{Subject: natsx.ParkedSubject(dest.ID, b.ID), Data: data},
 		jetstream.WithExpectLastSequencePerSubject(0))
@@ -274,17 +280,10 @@ func (x *Exporter) drain(ctx context.Context, destID string) {
 		lastGate = gate
 		n := parkedFetch
 		switch gate {
-		case GateGone:
-			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := x.Batches.DeleteConsumer(dctx, name)
-			cancel()
-			if err == nil || errors.Is(err, jetstream.ErrConsumerNotFound) {
-				x.Log.Info("backlog of a deleted destination removed", slog.String("destination", destID))
-				return
-			}
-			sleep(ctx, changed, closedRecheck)
-			continue
-		case GateClosed:
+		case GateGone, GateClosed:
+			// A deleted destination's backlog is removed by the delete
+			// itself; should the destination be created again, what is
+			// left is written then.
 			sleep(ctx, changed, closedRecheck)
 			continue
 		case GateProbe, GateOpen:

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/gdexport/gdexport/pipeline"
@@ -174,7 +175,10 @@ func (p HealthPolicy) Next(cur Status, ev StatusEvent, now time.Time) (Status, b
 			msg = ev.Err.Error()
 		}
 		if len(msg) > maxErrorLen {
-			msg = msg[:maxErrorLen] + "…"
+			// The cause (an S3 or KMS error code) is at the end of the
+			// chain: keep both ends.
+			head := maxErrorLen / 3
+			msg = strings.ToValidUTF8(msg[:head]+" … "+msg[len(msg)-(maxErrorLen-head):], "")
 		}
 		next.LastError, next.LastErrorKind, next.LastErrorAt = msg, kind, ms
 		return kind == ErrorKindAccess

@@ -34,6 +34,9 @@ const (
 	maxVerifying = 4
 	// reportTimeout bounds recording a write's outcome in the status.
 	reportTimeout = 10 * time.Second
+	// hashGrace is how long a worker waits to see the destination record
+	// a verification is for.
+	hashGrace = 30 * time.Second
 )
 
 // buildSinks makes the object sinks and key providers the exporter and
@@ -184,8 +187,11 @@ func (w *Worker) superviseDestinations(ctx context.Context) {
 			}
 			switch st.Status {
 			case pipeline.StatusPendingVerification:
-				if st.Properties != "" && st.Properties != state.PropertiesHash(dest) {
-					continue // the record to verify has not reached this worker yet
+				// The record to verify may not have reached this worker
+				// yet; a mismatch that lasts (a worker of another version
+				// hashing differently) does not block verification.
+				if st.Properties != "" && st.Properties != state.PropertiesHash(dest) && now.Sub(time.UnixMilli(st.Since)) < hashGrace {
+					continue
 				}
 			case pipeline.StatusUnableToPublish:
 			default:

@@ -96,7 +96,9 @@ func (x *Exporter) ExportObject(ctx context.Context, data []byte) error {
 		x.Health.Report(ctx, dest, nil)
 		return nil
 	}
-	if !errors.Is(err, ErrSink) {
+	if !errors.Is(err, ErrSink) || errors.Is(ctx.Err(), context.Canceled) {
+		// Not the destination's fault, or the worker is stopping (a
+		// write cut short says nothing about the destination).
 		return err
 	}
 	x.failed(ctx, dest, b, err)
@@ -397,7 +399,7 @@ func (x *Exporter) writeParked(ctx context.Context, m jetstream.Msg) error {
 		x.Health.Report(ctx, dest, nil)
 		return nil
 	}
-	if errors.Is(err, ErrSink) {
+	if errors.Is(err, ErrSink) && ctx.Err() == nil {
 		x.failed(ctx, dest, b, err)
 	}
 	return err

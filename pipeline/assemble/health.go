@@ -113,10 +113,10 @@ func (h health) Gate(destID string) export.Gate {
 	}
 }
 
-func (h health) Report(ctx context.Context, dest *pipeline.Destination, err error) {
-	ev := state.StatusEvent{Kind: state.EventWritten}
+func (h health) Report(ctx context.Context, dest *pipeline.Destination, started time.Time, err error) {
+	ev := state.StatusEvent{Kind: state.EventWritten, Started: started}
 	if err != nil {
-		ev = state.StatusEvent{Kind: state.EventWriteFailed, Err: err}
+		ev = state.StatusEvent{Kind: state.EventWriteFailed, Err: err, Started: started}
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 	defer cancel()

@@ -428,6 +428,7 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 		RetryInitial: w.cfg.RetryInitial.D(),
 		RetryMax:     w.cfg.RetryMax.D(),
 		WriteTimeout: batchWriteTimeout,
+		Clock:        w.clock,
 	}
 	w.exporter = x
 	type handler struct {

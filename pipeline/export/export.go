@@ -93,6 +93,9 @@ type Exporter struct {
 	// WriteTimeout bounds one attempt at writing a parked batch (default
 	// 2m).
 	WriteTimeout time.Duration
+	// Clock dates the writes reported to Health (default time.Now); it
+	// must be the clock of the statuses.
+	Clock func() time.Time
 
 	parkedOnce sync.Once
 	parkedNew  chan string

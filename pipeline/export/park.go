@@ -37,9 +37,11 @@ const (
 type Health interface {
 	// Gate returns the destination's gate.
 	Gate(destID string) Gate
-	// Report records how a write to dest went: nil for success, else an
-	// error wrapping ErrSink (pipeline.IsAccess tells access errors).
-	Report(ctx context.Context, dest *pipeline.Destination, err error)
+	// Report records how a write to dest that began at started went: nil
+	// for success, else an error wrapping ErrSink (pipeline.IsAccess tells
+	// access errors). A write that began before the destination's status
+	// last changed does not change it again.
+	Report(ctx context.Context, dest *pipeline.Destination, started time.Time, err error)
 	// Changed returns a channel closed at the next change of any status.
 	Changed() <-chan struct{}
 }
@@ -63,6 +65,13 @@ const (
 	// waits without a status change.
 	closedRecheck = 30 * time.Second
 )
+
+func (x *Exporter) now() time.Time {
+	if x.Clock != nil {
+		return x.Clock()
+	}
+	return time.Now()
+}
 
 func durationOr(d, def time.Duration) time.Duration {
 	if d > 0 {
@@ -91,9 +100,10 @@ func (x *Exporter) ExportObject(ctx context.Context, data []byte) error {
 	if x.Health.Gate(dest.ID) != GateOpen || x.slow(dest.ID) {
 		return x.park(ctx, b, dest, data)
 	}
+	started := x.now()
 	err = x.writeTracked(ctx, b, dest)
 	if err == nil {
-		x.Health.Report(ctx, dest, nil)
+		x.Health.Report(ctx, dest, started, nil)
 		return nil
 	}
 	if !errors.Is(err, ErrSink) || errors.Is(ctx.Err(), context.Canceled) {
@@ -101,20 +111,20 @@ func (x *Exporter) ExportObject(ctx context.Context, data []byte) error {
 		// write cut short says nothing about the destination).
 		return err
 	}
-	x.failed(ctx, dest, b, err)
+	x.failed(ctx, dest, b, started, err)
 	if perr := x.park(ctx, b, dest, data); perr != nil {
 		return errors.Join(err, perr)
 	}
 	return nil
 }
 
-func (x *Exporter) failed(ctx context.Context, dest *pipeline.Destination, b *pipeline.Batch, err error) {
+func (x *Exporter) failed(ctx context.Context, dest *pipeline.Destination, b *pipeline.Batch, started time.Time, err error) {
 	x.Log.Warn("export write failed; the batch waits for its destination", slog.String("destination", dest.ID),
 		slog.String("batch", b.ID), slog.Bool("access", pipeline.IsAccess(err)), slog.Any("error", err))
 	if x.Observer != nil {
 		x.Observer.ObjectFailed(dest, b, err)
 	}
-	x.Health.Report(ctx, dest, err)
+	x.Health.Report(ctx, dest, started, err)
 }
 
 // writeTracked is writeObject, recorded as in flight for slow.
@@ -394,13 +404,14 @@ func (x *Exporter) writeParked(ctx context.Context, m jetstream.Msg) error {
 			}
 		}
 	}()
+	started := x.now()
 	err = x.writeTracked(wctx, b, dest)
 	if err == nil {
-		x.Health.Report(ctx, dest, nil)
+		x.Health.Report(ctx, dest, started, nil)
 		return nil
 	}
 	if errors.Is(err, ErrSink) && ctx.Err() == nil {
-		x.failed(ctx, dest, b, err)
+		x.failed(ctx, dest, b, started, err)
 	}
 	return err
 }

@@ -27,7 +27,7 @@ type fakeHealth struct {
 }
 
 func (h *fakeHealth) Gate(string) Gate { h.mu.Lock(); defer h.mu.Unlock(); return h.gate }
-func (h *fakeHealth) Report(_ context.Context, _ *pipeline.Destination, err error) {
+func (h *fakeHealth) Report(_ context.Context, _ *pipeline.Destination, _ time.Time, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.reports = append(h.reports, err)

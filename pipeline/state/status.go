@@ -100,6 +100,11 @@ type StatusEvent struct {
 	// Properties is PropertiesHash of the destination record a restart is
 	// for.
 	Properties string
+	// Started is when the write of EventWritten or EventWriteFailed began
+	// (zero: unknown). A write that began before the status it would
+	// change (or before the failure it would clear) is stale: concurrent
+	// writes that straddle a change must not flip it back and forth.
+	Started time.Time
 }
 
 // HealthPolicy holds the durations of DESIGN.md §2 "Errors".
@@ -136,6 +141,8 @@ const maxErrorLen = 512
 //     longer than FailureThreshold (at the next error or tick);
 //   - a successful write makes UNABLE PUBLISHING again and clears
 //     FailingSince;
+//   - a write that began before the status (or the failure) it would
+//     change is ignored (StatusEvent.Started);
 //   - UNABLE becomes STOPPED DisableAfter after its failure began; STOPPED
 //     and PENDING_VERIFICATION ignore writes (only a restart or a
 //     verification moves them).
@@ -184,23 +191,33 @@ func (p HealthPolicy) Next(cur Status, ev StatusEvent, now time.Time) (Status, b
 		return kind == ErrorKindAccess
 	}
 	overThreshold := func(since int64) bool { return since != 0 && ms-since >= p.FailureThreshold.Milliseconds() }
+	startedBefore := func(t int64) bool { return !ev.Started.IsZero() && ev.Started.UnixMilli() < t }
 
 	switch ev.Kind {
 	case EventWritten:
 		switch cur.Status {
 		case pipeline.StatusPublishing:
+			if cur.FailingSince != 0 && startedBefore(cur.FailingSince) {
+				return cur, false // it proves nothing about the failure
+			}
 			if cur.FailingSince == 0 && ms-cur.LastExport < lastExportEvery.Milliseconds() {
 				return cur, false
 			}
 			next.FailingSince, next.LastExport = 0, ms
 			return next, true
 		case pipeline.StatusUnableToPublish:
+			if startedBefore(cur.Since) {
+				return cur, false
+			}
 			next.LastExport = ms
 			return publishing("recovered: an export write succeeded")
 		}
 	case EventWriteFailed:
 		switch cur.Status {
 		case pipeline.StatusPublishing:
+			if startedBefore(cur.Since) {
+				return cur, false // began before the destination was fixed
+			}
 			if recordErr() {
 				start := ms
 				if cur.FailingSince != 0 {

@@ -35,7 +35,7 @@ func TestHealthPolicyNext(t *testing.T) {
 	publishing := state.Status{DestinationID: "d", Status: pipeline.StatusPublishing, Generation: 1, LastExport: ms(0)}
 	failing := publishing
 	failing.FailingSince = ms(0)
-	unable := state.Status{DestinationID: "d", Status: pipeline.StatusUnableToPublish, Generation: 1, PublishingFailureStartTimestamp: ms(0), LastErrorKind: state.ErrorKindAccess}
+	unable := state.Status{DestinationID: "d", Status: pipeline.StatusUnableToPublish, Generation: 1, Since: ms(0), PublishingFailureStartTimestamp: ms(0), LastErrorKind: state.ErrorKindAccess}
 	pending := state.Status{DestinationID: "d", Status: pipeline.StatusPendingVerification, Generation: 2}
 	stopped := unable
 	stopped.Status = pipeline.StatusStopped
@@ -120,6 +120,17 @@ func TestHealthPolicyNext(t *testing.T) {
 		// Writes racing a restart do not decide a pending destination.
 		{"pending ignores a write error", pending, state.StatusEvent{Kind: state.EventWriteFailed, Err: errDenied}, time.Second, false,
 			pipeline.StatusPendingVerification, 0, nil},
+		// Writes that straddle a change do not flip it back: a success that
+		// began before the failure, a failure that began before the recovery.
+		{"stale success while unable", unable, state.StatusEvent{Kind: state.EventWritten, Started: at(-time.Second)}, time.Hour, false,
+			pipeline.StatusUnableToPublish, ms(0), nil},
+		{"fresh success while unable", unable, state.StatusEvent{Kind: state.EventWritten, Started: at(time.Minute)}, time.Hour, true,
+			pipeline.StatusPublishing, 0, nil},
+		{"stale success while failing", failing, state.StatusEvent{Kind: state.EventWritten, Started: at(-time.Second)}, time.Minute, false,
+			pipeline.StatusPublishing, 0, nil},
+		{"stale failure after recovery", state.Status{DestinationID: "d", Status: pipeline.StatusPublishing, Since: ms(time.Hour), Generation: 1},
+			state.StatusEvent{Kind: state.EventWriteFailed, Err: errDenied, Started: at(time.Hour - time.Second)}, time.Hour + time.Second, false,
+			pipeline.StatusPublishing, 0, nil},
 		// A re-verification of an UNABLE destination recovers it.
 		{"unable verified", unable, state.StatusEvent{Kind: state.EventVerified, Generation: 1}, time.Hour, true, pipeline.StatusPublishing, 0, nil},
 	}

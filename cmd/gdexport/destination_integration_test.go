@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -94,6 +96,7 @@ func startFaultEnv(t *testing.T) *faultEnv {
 		DataDir: t.TempDir(), NATS: config.NATS{URL: e.natsURL}, HTTP: config.HTTP{Listen: "127.0.0.1:0"},
 		NewFindingDelay: config.Duration(300 * time.Millisecond),
 		RetryInitial:    config.Duration(300 * time.Millisecond), RetryMax: config.Duration(time.Second),
+		FailureThreshold: config.Duration(2 * time.Second),
 	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -297,7 +300,7 @@ func (e *faultEnv) unableNotes(id string) (int, []string) {
 		}
 		if no.Status == pipeline.StatusUnableToPublish {
 			n++
-			if no.LastErrorKind != state.ErrorKindAccess || no.LastError == "" || no.PublishingFailureStartTimestamp == 0 {
+			if no.LastError == "" || no.PublishingFailureStartTimestamp == 0 {
 				e.t.Errorf("UNABLE notification lacks its error: %s", m.Data)
 			}
 		}
@@ -310,6 +313,12 @@ func (e *faultEnv) unableNotes(id string) (int, []string) {
 // published while it is broken drive it UNABLE with one notification,
 // wait, and once fix has run are exported exactly once.
 func (e *faultEnv) fault(account, id, bucket, wantCode string, breakIt, fix func()) {
+	e.t.Helper()
+	e.faultOfKind(account, id, bucket, wantCode, state.ErrorKindAccess, breakIt, fix)
+}
+
+// faultOfKind is fault for errors of kind (access or transient).
+func (e *faultEnv) faultOfKind(account, id, bucket, wantCode, kind string, breakIt, fix func()) {
 	t := e.t
 	t.Helper()
 	e.publish(account, "ok", 2)
@@ -325,8 +334,8 @@ func (e *faultEnv) fault(account, id, bucket, wantCode string, breakIt, fix func
 	breakIt()
 	held := e.publish(account, "held", 3)
 	st := e.waitStatus(id, pipeline.StatusUnableToPublish)
-	if !strings.Contains(st.LastError, wantCode) || st.LastErrorKind != state.ErrorKindAccess {
-		t.Errorf("UNABLE for %q (%s), want an access error with %s", st.LastError, st.LastErrorKind, wantCode)
+	if !strings.Contains(st.LastError, wantCode) || st.LastErrorKind != kind {
+		t.Errorf("UNABLE for %q (%s), want an %s error with %s", st.LastError, st.LastErrorKind, kind, wantCode)
 	}
 	held = append(held, e.publish(account, "late", 2)...)
 	time.Sleep(2500 * time.Millisecond) // retries with backoff meanwhile
@@ -372,8 +381,10 @@ func (e *faultEnv) fault(account, id, bucket, wantCode string, breakIt, fix func
 }
 
 // TestDestinationFaults drives a real worker's S3 destinations on MinIO
-// and local-kms through export access errors: a deleted bucket, a denied
-// write, a disabled key and a deleted (then missing) key. Each makes the
+// and local-kms through export access errors (a deleted bucket, a denied
+// write, a disabled key, a missing then deleted key) and through transient
+// errors that outlast failureThreshold (the store refuses connections).
+// Each makes the
 // destination UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY with exactly one
 // notification; findings published meanwhile wait; once the fault is fixed
 // (by itself, or with destination restart or update) each is exported
@@ -433,6 +444,24 @@ func TestDestinationFaults(t *testing.T) {
 			})
 	})
 
+	t.Run("store unreachable past failureThreshold", func(t *testing.T) {
+		e.t = t
+		e.bucket("gd-down")
+		p := newProxy(t, e.minio.URL)
+		r := e.gd("555555555555", "destination", "create", "--destination-arn", "arn:aws:s3:::gd-down/guardduty",
+			"--kms-key-arn", e.minio.KMSKey, "--endpoint", p.url(), "--wait", "30s")
+		var v struct {
+			ID     string `json:"destinationId"`
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Status != pipeline.StatusPublishing {
+			t.Fatalf("create behind the proxy: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		// Refused connections are transient: the destination stays
+		// PUBLISHING until they outlast failureThreshold (2 s here).
+		e.faultOfKind("555555555555", v.ID, "gd-down", "connect", state.ErrorKindTransient, p.stop, p.start)
+	})
+
 	t.Run("missing and deleted key, envelope", func(t *testing.T) {
 		e.t = t
 		e.bucket("gd-keyless")
@@ -465,6 +494,74 @@ func TestDestinationFaults(t *testing.T) {
 				}
 			})
 	})
+}
+
+// proxy forwards TCP connections from a loopback port to MinIO until it is
+// stopped (the store is down: connections are refused), and again once it
+// is started on the same port.
+type proxy struct {
+	t      *testing.T
+	addr   string
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func newProxy(t *testing.T, targetURL string) *proxy {
+	t.Helper()
+	p := &proxy{t: t, target: strings.TrimPrefix(targetURL, "http://")}
+	p.start()
+	p.addr = p.ln.Addr().String()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *proxy) url() string { return "http://" + p.addr }
+
+func (p *proxy) start() {
+	addr := p.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		p.t.Fatalf("proxy listen %s: %v", addr, err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+func (p *proxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }
 
 // readOnly asks MinIO's STS for credentials of the root user restricted

@@ -7,7 +7,7 @@ FUZZTIME  ?= 30s
 export TESTCONTAINERS_RYUK_DISABLED := true
 export TESTCONTAINERS_HOST_OVERRIDE := 127.0.0.1
 
-.PHONY: build run test test-unit lint fuzz bench clean
+.PHONY: build run test test-unit lint fuzz bench clean chromium
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/gdexport
@@ -17,8 +17,12 @@ run: build
 
 # All tests: unit, end-to-end on embedded NATS, multi-process, fuzz seed
 # corpora, and the integration suite (build tag integration).
-test: build
+test: build chromium
 	$(GO) test -count=1 -timeout 45m -tags integration $(PKGS)
+
+# The status page is tested in headless Chromium, from Debian's package.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 test-unit:
 	$(GO) test -count=1 $(PKGS)

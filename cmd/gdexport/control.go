@@ -62,6 +62,20 @@ func (d *detectorFlags) check(required bool) error {
 // openBuckets connects to NATS and opens KV buckets that `gdexport run`
 // creates. The returned close function closes the connection.
 func openBuckets(ctx context.Context, g *globals, names ...string) ([]jetstream.KeyValue, func(), error) {
+	nc, js, err := connectJS(g)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := openKVs(ctx, g, js, names...)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return out, nc.Close, nil
+}
+
+// connectJS connects to the NATS of --nats-url.
+func connectJS(g *globals) (*nats.Conn, jetstream.JetStream, error) {
 	url := g.clientURL()
 	nc, err := nats.Connect(url, nats.Name("gdexport-cli"), nats.Timeout(3*time.Second))
 	if err != nil {
@@ -72,24 +86,29 @@ func openBuckets(ctx context.Context, g *globals, names ...string) ([]jetstream.
 		nc.Close()
 		return nil, nil, failf("JetStream at %s: %v", url, err)
 	}
+	return nc, js, nil
+}
+
+// openKVs opens KV buckets that `gdexport run` creates.
+func openKVs(ctx context.Context, g *globals, js jetstream.JetStream, names ...string) ([]jetstream.KeyValue, error) {
+	url := g.clientURL()
 	out := make([]jetstream.KeyValue, len(names))
 	for i, name := range names {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		kv, err := js.KeyValue(cctx, name)
 		cancel()
 		if err != nil {
-			nc.Close()
 			if errors.Is(err, jetstream.ErrBucketNotFound) {
-				return nil, nil, failf("KV bucket %s does not exist at %s: start `gdexport run` against this server once (it creates its streams and buckets)", name, url)
+				return nil, failf("KV bucket %s does not exist at %s: start `gdexport run` against this server once (it creates its streams and buckets)", name, url)
 			}
 			if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) {
-				return nil, nil, failf("no JetStream at %s (%v): is this the server `gdexport run` uses?", url, err)
+				return nil, failf("no JetStream at %s (%v): is this the server `gdexport run` uses?", url, err)
 			}
-			return nil, nil, failf("open KV bucket %s at %s: %v", name, url, err)
+			return nil, failf("open KV bucket %s at %s: %v", name, url, err)
 		}
 		out[i] = kv
 	}
-	return out, nc.Close, nil
+	return out, nil
 }
 
 // printJSON writes v as the AWS CLI does: indented by four spaces.

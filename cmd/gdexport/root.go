@@ -82,7 +82,7 @@ AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/, one event per finding on the b
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 
-	root.AddCommand(runCmd(g), publishCmd(g), decryptCmd(g), detectorCmd(g), filterCmd(g), membersCmd(g), healthcheckCmd(g), validateCmd(g))
+	root.AddCommand(runCmd(g), publishCmd(g), decryptCmd(g), destinationCmd(g), detectorCmd(g), filterCmd(g), membersCmd(g), statusCmd(g), healthcheckCmd(g), validateCmd(g))
 	return root
 }
 

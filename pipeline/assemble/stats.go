@@ -131,6 +131,16 @@ func (s *Stats) SinkError(sink string, err error) {
 	s.Metrics.SinkErrors.WithLabelValues(sink, kind).Inc()
 }
 
+// ObjectFailed counts a failed object write by kind.
+func (s *Stats) ObjectFailed(_ *pipeline.Destination, _ *pipeline.Batch, err error) {
+	s.SinkError("objects", err)
+}
+
+// Parked counts a batch parked for its destination.
+func (s *Stats) Parked(dest *pipeline.Destination, _ *pipeline.Batch) {
+	s.Metrics.Parked.WithLabelValues(dest.ID).Inc()
+}
+
 // Flushed counts a finished window flush.
 func (s *Stats) Flushed(r window.FlushReport) {
 	s.Flushes.Add(1)

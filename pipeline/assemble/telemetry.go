@@ -60,7 +60,15 @@ func (w *Worker) refreshBacklog(ctx context.Context) {
 		stream jetstream.Stream
 		name   string
 	}{{w.topo.Findings, natsx.ConsumerIngest}}
-	for _, c := range w.exportConsumers {
+	exportConsumers := append([]string(nil), w.exportConsumers...)
+	// Each destination's parked backlog is a consumer of its own.
+	names := w.topo.Batches.ConsumerNames(ctx)
+	for name := range names.Name() {
+		if _, ok := natsx.ParkedDestination(name); ok {
+			exportConsumers = append(exportConsumers, name)
+		}
+	}
+	for _, c := range exportConsumers {
 		consumers = append(consumers, struct {
 			stream jetstream.Stream
 			name   string
@@ -79,7 +87,12 @@ func (w *Worker) refreshBacklog(ctx context.Context) {
 		m.ConsumerAck.WithLabelValues(c.name).Set(float64(info.NumAckPending))
 		age := 0.0
 		if info.NumPending+uint64(info.NumAckPending) > 0 {
-			if oldest, err := c.stream.GetMsg(ctx, info.AckFloor.Stream+1); err == nil {
+			var opts []jetstream.GetMsgOpt
+			if _, parked := natsx.ParkedDestination(c.name); parked {
+				// Its messages are a few among every batch's.
+				opts = append(opts, jetstream.WithGetMsgSubject(info.Config.FilterSubject))
+			}
+			if oldest, err := c.stream.GetMsg(ctx, info.AckFloor.Stream+1, opts...); err == nil {
 				age = time.Since(oldest.Time).Seconds()
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/gdexport/gdexport/pipeline/natsx"
 	"github.com/gdexport/gdexport/pipeline/schedule"
 	"github.com/gdexport/gdexport/pipeline/state"
+	"github.com/gdexport/gdexport/pipeline/status"
 	"github.com/gdexport/gdexport/pipeline/telemetry"
 	"github.com/gdexport/gdexport/pipeline/wmjs"
 	"github.com/gdexport/gdexport/sinks/eventbridge"
@@ -54,6 +56,11 @@ type Options struct {
 	// SummaryEvery is how often a changed summary is logged (default 2s;
 	// negative disables it).
 	SummaryEvery time.Duration
+	// S3 and KMS are extra options of the S3 sink and the KMS key provider
+	// (tests inject credentials and HTTP clients; by default both use the
+	// standard AWS chain).
+	S3  []s3.Option
+	KMS []kms.Option
 }
 
 type workerConfig struct{ *config.Config }
@@ -101,6 +108,16 @@ type Worker struct {
 	// sink kind.
 	exportConsumers []string
 	holds           *window.Holds
+	// statuses is every destination's publishing status; the sinks and
+	// keys are the exporter's, shared with verification.
+	statuses  *state.Statuses
+	exporter  *export.Exporter
+	s3Sink    *s3.Sink
+	localSink *localdir.Sink
+	localKeys *encrypt.LocalKeys
+	kmsKeys   *kms.Keys
+	// name identifies this worker in leases (flushes, verifications).
+	name string
 
 	readyOnce sync.Once
 	ready     chan struct{}
@@ -122,7 +139,7 @@ func New(opts Options) *Worker {
 		opts.SummaryEvery = 2 * time.Second
 	}
 	return &Worker{opts: opts, cfg: workerConfig{opts.Config}, log: opts.Log, clock: opts.Clock,
-		stats: newStats(), ready: make(chan struct{})}
+		stats: newStats(), ready: make(chan struct{}), name: workerName() + "/" + workerSuffix()}
 }
 
 // HTTPAddr is the address the metrics, health and status listener is
@@ -196,8 +213,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.statuses = state.NewStatuses(w.topo.Status, w.log,
+		state.WithHealthPolicy(state.HealthPolicy{FailureThreshold: w.cfg.FailureThreshold.D(), DisableAfter: w.cfg.DisableAfter.D()}),
+		state.WithStatusClock(w.clock), state.WithNotifier(state.NATSNotifier{JS: w.js}), state.WithStatusHook(w.statusMetric))
 	w.store = state.New(w.topo.Destinations, w.topo.Detectors, w.log,
-		state.WithFilters(w.topo.Filters), state.WithMembers(w.topo.Members))
+		state.WithFilters(w.topo.Filters), state.WithMembers(w.topo.Members), state.WithStatuses(w.statuses))
 	if err := w.store.Apply(setupCtx, w.cfg.Config); err != nil {
 		return fmt.Errorf("apply configuration: %w", err)
 	}
@@ -205,7 +225,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	runCtx, stopAll := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAll()
 	var bg sync.WaitGroup
-	httpSrv, err := telemetry.Listen(w.cfg.HTTP.Listen, w.stats.Metrics, w.readiness, nil, w.log, w.cfg.HTTP.Pprof)
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		if err := w.statuses.Run(runCtx); err != nil {
+			w.log.Error("status watch ended", slog.Any("error", err))
+		}
+	}()
+	select {
+	case <-w.statuses.Ready():
+	case <-setupCtx.Done():
+		return fmt.Errorf("load destination statuses: %w", setupCtx.Err())
+	}
+	httpSrv, err := telemetry.Listen(w.cfg.HTTP.Listen, w.stats.Metrics, w.readiness, status.Handler(w.statusReport), w.log, w.cfg.HTTP.Pprof)
 	if err != nil {
 		return err
 	}
@@ -250,9 +282,23 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}()
 
+	if err := w.buildSinks(); err != nil {
+		return err
+	}
 	router, err := w.exportRouter()
 	if err != nil {
 		return err
+	}
+	// The parked backlogs stop with the router; verification and the
+	// webhook with everything else.
+	parkedCtx, stopParked := context.WithCancel(runCtx)
+	defer stopParked()
+	bg.Add(2)
+	go func() { defer bg.Done(); w.exporter.RunParked(parkedCtx) }()
+	go func() { defer bg.Done(); w.superviseDestinations(runCtx) }()
+	if hook := w.cfg.Notifications.Webhook; hook != "" {
+		bg.Add(1)
+		go func() { defer bg.Done(); w.runWebhook(runCtx, hook) }()
 	}
 
 	// Ingest stops first; the lane then seals what it holds; the export
@@ -303,6 +349,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Give the export consumers what remains of the grace to write what
 	// was just sealed.
 	w.waitExported(drainCtx)
+	stopParked()
 	_ = router.Close()
 	stopAll()
 	<-summaryDone
@@ -368,38 +415,35 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 	}
 	router.AddMiddleware(middleware.Recoverer)
 
-	localKeys := encrypt.NewLocalKeys(filepath.Join(w.cfg.DataDir, "keys", "local-master.key"))
-	kmsKeys, err := kms.NewKeys(kms.WithLogger(w.log))
-	if err != nil {
-		return nil, err
-	}
 	// Envelope on S3 wraps data keys with the destination's KMS key; without
 	// one (and on LOCAL) with the local master key file.
-	enc := encrypt.NewEncryptor(func(dest *pipeline.Destination) (encrypt.KeyProvider, error) {
-		if dest.Type == pipeline.DestinationS3 && dest.KmsKeyArn != "" {
-			return kmsKeys.ForDestination(dest)
-		}
-		return localKeys.ForDestination(dest)
-	})
-	s3Sink, err := s3.New(s3.WithLogger(w.log), s3.WithKeyChecker(kmsKeys.CheckKey))
-	if err != nil {
-		return nil, err
-	}
+	enc := encrypt.NewEncryptor(w.keyProvider)
 	x := &export.Exporter{
 		NC:       w.nc,
 		Resolver: w.store,
 		Decode:   decode.Decode,
 		Compress: func() export.LineWriter { return compress.NewWriter(nil) },
 		Encrypt:  enc.Encrypt,
-		Objects:  map[pipeline.DestinationType]pipeline.ObjectSink{pipeline.DestinationLocal: localdir.New(), pipeline.DestinationS3: s3Sink},
+		Objects:  map[pipeline.DestinationType]pipeline.ObjectSink{pipeline.DestinationLocal: w.localSink, pipeline.DestinationS3: w.s3Sink},
 		Observer: w.stats,
 		Log:      w.log,
+
+		Health:       health{st: w.statuses, log: w.log},
+		JS:           w.js,
+		Batches:      w.topo.Batches,
+		RetryInitial: w.cfg.RetryInitial.D(),
+		RetryMax:     w.cfg.RetryMax.D(),
+		WriteTimeout: batchWriteTimeout,
+		Clock:        w.clock,
 	}
+	w.exporter = x
 	type handler struct {
 		consumer, sink string
 		handle         func(context.Context, []byte) error
 	}
-	handlers := []handler{{natsx.ConsumerObjects, "objects", x.WriteObject}}
+	// Objects go through the destination's status: a broken destination's
+	// batches are parked, never retried on the shared consumer.
+	handlers := []handler{{natsx.ConsumerObjects, "objects", x.ExportObject}}
 	x.Events = map[string]pipeline.EventSink{}
 	if w.cfg.EventBus.NATS.On() {
 		var opts []natsbus.Option
@@ -483,6 +527,30 @@ func (w *Worker) Windows(dest *pipeline.Destination) schedule.Windows {
 // batches: with strict durability, where every write is synced to disk, one
 // sync per batch instead of per finding.
 func (w *Worker) atomic() bool { return w.cfg.NATS.Durability != natsx.DurabilityFast }
+
+// statusReport builds the status page's report from this worker's view of
+// the shared state.
+func (w *Worker) statusReport(r *http.Request) (*status.Report, error) {
+	select {
+	case <-w.ready:
+	default:
+		return nil, errors.New("the worker is starting")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	return status.Build(ctx, status.Sources{
+		JS:       w.js,
+		Statuses: func(context.Context) ([]state.Status, error) { return w.statuses.All(), nil },
+		Destination: func(_ context.Context, st state.Status) (*pipeline.Destination, bool) {
+			return w.store.Destination(st.DestinationID, st.Account, st.Region)
+		},
+		Frequency: func(_ context.Context, account, region string) string {
+			return w.store.Detector(account, region).FindingPublishingFrequency
+		},
+		Grace: w.cfg.NewFindingDelay.D() + windowGrace,
+		Now:   w.clock,
+	}, status.Filter{Account: r.URL.Query().Get("account"), Region: r.URL.Query().Get("region")})
+}
 
 // workerName names this worker in flush claims: host and process id.
 func workerName() string {

@@ -68,6 +68,28 @@ type Config struct {
 	DefaultDestination *Destination `yaml:"defaultDestination,omitempty"`
 	EventBus           EventBus     `yaml:"eventBus"`
 	Detectors          []Detector   `yaml:"detectors,omitempty"`
+
+	// FailureThreshold is how long transient export errors may persist
+	// before a destination becomes UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY
+	// (default 5m); access errors make it so at once.
+	FailureThreshold Duration `yaml:"failureThreshold,omitempty"`
+	// DisableAfter is how long a destination may stay unable to publish
+	// before it is STOPPED (default 24h).
+	DisableAfter Duration `yaml:"disableAfter,omitempty"`
+	// RetryInitial and RetryMax bound the backoff between retries of a
+	// failing destination's writes and verifications (defaults 5s, 5m).
+	RetryInitial Duration `yaml:"retryInitial,omitempty"`
+	RetryMax     Duration `yaml:"retryMax,omitempty"`
+	// Notifications configures where status changes are sent besides
+	// gdexport.notifications.<destinationId>.
+	Notifications Notifications `yaml:"notifications,omitempty"`
+}
+
+// Notifications configures status notifications.
+type Notifications struct {
+	// Webhook, when set, receives every notification as an HTTP POST of
+	// its JSON.
+	Webhook string `yaml:"webhook,omitempty"`
 }
 
 // NATS configures the connection and, when URL is empty, the embedded server.
@@ -233,6 +255,18 @@ func (c *Config) ApplyDefaults() {
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = 64 << 20
 	}
+	if c.FailureThreshold == 0 {
+		c.FailureThreshold = Duration(5 * time.Minute)
+	}
+	if c.DisableAfter == 0 {
+		c.DisableAfter = Duration(24 * time.Hour)
+	}
+	if c.RetryInitial == 0 {
+		c.RetryInitial = Duration(5 * time.Second)
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = Duration(5 * time.Minute)
+	}
 	if c.EventBus.EventBridge.Source == "" {
 		c.EventBus.EventBridge.Source = "gdexport.guardduty"
 	}
@@ -261,18 +295,24 @@ func (c *Config) ApplyDefaults() {
 			}
 		}
 		for j := range dt.Destinations {
-			d := &dt.Destinations[j]
-			if d.Encryption == "" {
-				if d.DestinationType == "LOCAL" {
-					d.Encryption = "envelope"
-				} else {
-					d.Encryption = "sse-kms"
-				}
-			}
-			if d.KeyFile == "" && d.Encryption == "envelope" {
-				d.KeyFile = filepath.Join(c.DataDir, "keys", "local-master.key")
-			}
+			dt.Destinations[j].ApplyDefaults(c.DataDir)
 		}
+	}
+}
+
+// ApplyDefaults fills a detector's destination's unset fields: encryption
+// envelope for LOCAL and sse-kms for S3, and for envelope the local master
+// key file under dataDir.
+func (d *Destination) ApplyDefaults(dataDir string) {
+	if d.Encryption == "" {
+		if d.DestinationType == "LOCAL" {
+			d.Encryption = "envelope"
+		} else {
+			d.Encryption = "sse-kms"
+		}
+	}
+	if d.KeyFile == "" && d.Encryption == "envelope" {
+		d.KeyFile = filepath.Join(dataDir, "keys", "local-master.key")
 	}
 }
 

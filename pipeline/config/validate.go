@@ -53,6 +53,22 @@ func (c *Config) Validate() error {
 	if c.MaxBatchBytes < 0 {
 		add("maxBatchBytes", "%d must not be negative", c.MaxBatchBytes)
 	}
+	for _, d := range []struct {
+		field string
+		v     Duration
+	}{{"failureThreshold", c.FailureThreshold}, {"disableAfter", c.DisableAfter}, {"retryInitial", c.RetryInitial}, {"retryMax", c.RetryMax}} {
+		if d.v < 0 {
+			add(d.field, "%s must not be negative", d.v.D())
+		}
+	}
+	if c.RetryInitial > 0 && c.RetryMax > 0 && c.RetryInitial > c.RetryMax {
+		add("retryInitial", "%s is longer than retryMax %s", c.RetryInitial.D(), c.RetryMax.D())
+	}
+	if hook := c.Notifications.Webhook; hook != "" {
+		if u, err := url.Parse(hook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("notifications.webhook", "%q is not a URL: expected http(s)://host[:port]/path", hook)
+		}
+	}
 	if src := c.EventBus.EventBridge.Source; strings.HasPrefix(src, "aws.") {
 		add("eventBus.eventbridge.source", "%q: EventBridge refuses custom sources that begin with \"aws.\"", src)
 	}
@@ -118,6 +134,20 @@ func (c *Config) Validate() error {
 		}
 		validateFilters(p, dt.Filters, add)
 	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+// ValidateDestination checks one destination as Validate does, reporting
+// problems under path (such as "--destination-properties" for a command's
+// flags); nil when it is valid.
+func ValidateDestination(path string, d *Destination) error {
+	var ps Problems
+	validateDestination(path, d, "", func(p, format string, args ...any) {
+		ps = append(ps, Problem{Path: p, Message: fmt.Sprintf(format, args...)})
+	})
 	if len(ps) == 0 {
 		return nil
 	}

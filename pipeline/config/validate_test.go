@@ -137,3 +137,44 @@ func TestValidateEventBridge(t *testing.T) {
 		})
 	}
 }
+
+// The export-health settings: durations that make sense, a webhook URL.
+func TestValidateHealthSettings(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		path string // "" when valid
+		msg  string
+	}{
+		// Every field given.
+		{"valid", "failureThreshold: 10m\ndisableAfter: 48h\nretryInitial: 1s\nretryMax: 1m\nnotifications: {webhook: https://hooks.example.com/gdexport}\n", "", ""},
+		{"negative threshold", "failureThreshold: -1m\n", "failureThreshold", "must not be negative"},
+		{"initial above max", "retryInitial: 10m\nretryMax: 1m\n", "retryInitial", "longer than retryMax"},
+		{"webhook not a URL", "notifications: {webhook: hooks.example.com}\n", "notifications.webhook", "is not a URL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.ApplyDefaults()
+			err = c.Validate()
+			if tc.path == "" {
+				if err != nil {
+					t.Fatalf("valid configuration refused: %v", err)
+				}
+				return
+			}
+			var ps Problems
+			if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Path != tc.path || !strings.Contains(ps[0].Message, tc.msg) {
+				t.Fatalf("problems %v, want %s: …%s…", err, tc.path, tc.msg)
+			}
+		})
+	}
+	c := &Config{}
+	c.ApplyDefaults()
+	if c.FailureThreshold.D().String() != "5m0s" || c.DisableAfter.D().String() != "24h0m0s" || c.RetryInitial.D().String() != "5s" || c.RetryMax.D().String() != "5m0s" {
+		t.Fatalf("defaults %s %s %s %s", c.FailureThreshold.D(), c.DisableAfter.D(), c.RetryInitial.D(), c.RetryMax.D())
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,11 +42,21 @@ type Observer interface {
 	ObjectWritten(dest *pipeline.Destination, b *pipeline.Batch, obj *pipeline.Object, received []int64)
 	EventsWritten(dest *pipeline.Destination, b *pipeline.Batch, sink string, n int)
 	Missing(b *pipeline.Batch, n int)
+	// ObjectFailed reports a failed write to the destination (err wraps
+	// ErrSink; pipeline.IsAccess tells access errors apart).
+	ObjectFailed(dest *pipeline.Destination, b *pipeline.Batch, err error)
+	// Parked reports a batch parked for its destination (Exporter.Health).
+	Parked(dest *pipeline.Destination, b *pipeline.Batch)
 }
 
 // ErrUnknownDestination is returned for a batch whose destination no longer
 // exists.
 var ErrUnknownDestination = errors.New("unknown destination")
+
+// ErrSink marks a failed write to the destination itself (encryption with
+// its key, or its store), as opposed to a failure to rebuild the batch from
+// JetStream: only the former says anything about the destination's health.
+var ErrSink = errors.New("destination write failed")
 
 // chunk is how many findings of a batch are read from FINDINGS at once: a
 // batch of 10,000 is never held whole, only its compressed form.
@@ -65,6 +77,34 @@ type Exporter struct {
 	Log      *slog.Logger
 	// Cache, when set, holds the findings of batches this worker sealed.
 	Cache *Cache
+
+	// Health, when set, gates object writes by each destination's status
+	// and hears how every write went (ExportObject, RunParked); JS and
+	// Batches are then required. Nil: ExportObject writes every batch and
+	// returns its errors for the caller to retry.
+	Health  Health
+	JS      jetstream.JetStream
+	Batches jetstream.Stream
+	// RetryInitial and RetryMax bound the backoff between retries of a
+	// failing destination's parked batches (defaults 5s and 5m).
+	RetryInitial, RetryMax time.Duration
+	// SlowAfter treats a destination whose oldest write in flight has run
+	// this long as failing: its next batches are parked instead of
+	// occupying the shared consumer (default 15s).
+	SlowAfter time.Duration
+	// WriteTimeout bounds one attempt at writing a parked batch (default
+	// 2m).
+	WriteTimeout time.Duration
+	// Clock dates the writes reported to Health (default time.Now); it
+	// must be the clock of the statuses.
+	Clock func() time.Time
+
+	parkedOnce sync.Once
+	parkedNew  chan string
+	ensured    sync.Map // destination id → time.Time its parked consumer was made sure of
+	flightsMu  sync.Mutex
+	flights    map[string]map[uint64]time.Time // destination id → writes in flight by start
+	flightSeq  uint64
 }
 
 // ParseBatch reads a sealed batch record.
@@ -133,6 +173,9 @@ func (x *Exporter) each(ctx context.Context, b *pipeline.Batch, fn func(fs []*pi
 	return nil
 }
 
+// prepare reads a batch record and resolves its destination. A nil batch
+// with a nil error means there is nothing to write: an abandoned or empty
+// record, or one of a deleted destination (dropped and logged).
 func (x *Exporter) prepare(data []byte) (*pipeline.Batch, *pipeline.Destination, error) {
 	b, err := ParseBatch(data)
 	if err != nil || b.Abandoned || len(b.Refs) == 0 {
@@ -140,6 +183,11 @@ func (x *Exporter) prepare(data []byte) (*pipeline.Batch, *pipeline.Destination,
 	}
 	dest, ok := x.Resolver.Destination(b.Destination, b.Account, b.Region)
 	if !ok {
+		if x.Health != nil && x.Health.Gate(b.Destination) == GateGone {
+			x.Log.Info("batch of a deleted destination dropped", slog.String("destination", b.Destination),
+				slog.String("batch", b.ID), slog.Int("findings", len(b.Refs)))
+			return nil, nil, nil
+		}
 		return nil, nil, fmt.Errorf("batch %s: %w %s", b.ID, ErrUnknownDestination, b.Destination)
 	}
 	return b, dest, nil
@@ -147,19 +195,24 @@ func (x *Exporter) prepare(data []byte) (*pipeline.Batch, *pipeline.Destination,
 
 // WriteObject writes the object of one sealed batch record, compressing
 // its findings as they are read. It returns nil for an abandoned or empty
-// record. An error is retried by the caller.
+// record. An error is retried by the caller; a failed write to the
+// destination itself wraps ErrSink.
 func (x *Exporter) WriteObject(ctx context.Context, data []byte) error {
 	b, dest, err := x.prepare(data)
 	if err != nil || b == nil {
 		return err
 	}
+	return x.writeObject(ctx, b, dest)
+}
+
+func (x *Exporter) writeObject(ctx context.Context, b *pipeline.Batch, dest *pipeline.Destination) error {
 	sink, ok := x.Objects[dest.Type]
 	if !ok {
-		return fmt.Errorf("batch %s: no object sink for destination type %q", b.ID, dest.Type)
+		return fmt.Errorf("%w: batch %s: no object sink for destination type %q: %w", ErrSink, b.ID, dest.Type, pipeline.ErrAccess)
 	}
 	w := x.Compress()
 	received := make([]int64, 0, len(b.Refs))
-	err = x.each(ctx, b, func(fs []*pipeline.Finding) error {
+	err := x.each(ctx, b, func(fs []*pipeline.Finding) error {
 		for _, f := range fs {
 			if err := w.Line(f.Raw); err != nil {
 				return fmt.Errorf("batch %s finding %s: %w", b.ID, f.ID, err)
@@ -181,10 +234,10 @@ func (x *Exporter) WriteObject(ctx context.Context, data []byte) error {
 	}
 	obj, err := x.Encrypt(ctx, dest, b.ObjectKey(dest.Prefix), gz, len(received))
 	if err != nil {
-		return fmt.Errorf("encrypt batch %s: %w", b.ID, err)
+		return fmt.Errorf("%w: encrypt batch %s: %w", ErrSink, b.ID, err)
 	}
 	if err := sink.PutObject(ctx, dest, obj); err != nil {
-		return fmt.Errorf("write %s: %w", obj.Key, err)
+		return fmt.Errorf("%w: write %s: %w", ErrSink, obj.Key, err)
 	}
 	if x.Observer != nil {
 		x.Observer.ObjectWritten(dest, b, obj, received)

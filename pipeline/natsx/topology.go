@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,6 +23,11 @@ const (
 	SubjectEvents        = "guardduty.events.>"
 	SubjectNotifications = "gdexport.notifications.>"
 	SubjectBatches       = "gdexport.batches.>"
+	// SubjectParked holds the sealed batches of destinations that could not
+	// take them (gdexport.parked.<destinationId>.<batchId>), on the BATCHES
+	// stream: each destination's backlog waits there for its own consumer
+	// (ParkedConsumer) while the shared consumers go on with the others.
+	SubjectParked = "gdexport.parked.>"
 
 	// HeaderReason carries the dead-letter reason.
 	HeaderReason = "Gdexport-Reason"
@@ -36,6 +42,8 @@ const (
 	BucketFlushes      = "gdexport_flushes"
 	BucketFilters      = "gdexport_filters"
 	BucketMembers      = "gdexport_members"
+	// BucketStatus holds each destination's publishing status under its id.
+	BucketStatus = "gdexport_status"
 
 	ConsumerIngest  = "ingest"
 	ConsumerObjects = "objects"
@@ -43,7 +51,33 @@ const (
 	// ConsumerEventBridge writes events to Amazon EventBridge, apart from
 	// the NATS bus, so that each bus records its own progress.
 	ConsumerEventBridge = "eventbridge"
+	// ConsumerWebhook posts status notifications to the configured webhook.
+	ConsumerWebhook = "webhook"
+	// ParkedConsumerPrefix starts the name of every destination's parked
+	// backlog consumer (ParkedConsumer).
+	ParkedConsumerPrefix = "parked_"
 )
+
+// NotificationSubject is the subject of a destination's status
+// notifications.
+func NotificationSubject(destID string) string { return "gdexport.notifications." + destID }
+
+// ParkedSubject is the subject a sealed batch of destID is parked under.
+func ParkedSubject(destID, batchID string) string { return "gdexport.parked." + destID + "." + batchID }
+
+// ParkedFilter matches every parked batch of destID.
+func ParkedFilter(destID string) string { return "gdexport.parked." + destID + ".>" }
+
+// ParkedConsumer names the durable consumer of destID's parked batches on
+// the BATCHES stream, shared by every worker.
+func ParkedConsumer(destID string) string { return ParkedConsumerPrefix + destID }
+
+// ParkedDestination returns the destination id of a parked backlog
+// consumer's name, and false for any other consumer.
+func ParkedDestination(consumer string) (string, bool) {
+	id, ok := strings.CutPrefix(consumer, ParkedConsumerPrefix)
+	return id, ok && id != ""
+}
 
 // TopologyConfig sizes the streams and buckets.
 type TopologyConfig struct {
@@ -102,8 +136,10 @@ type Topology struct {
 	Flushes jetstream.KeyValue
 	Filters jetstream.KeyValue
 	Members jetstream.KeyValue
-	Ingest  jetstream.Consumer
-	Config  TopologyConfig
+	// Status holds the publishing status of each destination.
+	Status jetstream.KeyValue
+	Ingest jetstream.Consumer
+	Config TopologyConfig
 }
 
 // Ensure creates or updates every stream, bucket and durable consumer.
@@ -120,7 +156,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*T
 			Description: "findings the pipeline refused, with the reason in Gdexport-Reason"},
 		{Name: StreamEvents, Subjects: []string{SubjectEvents, SubjectNotifications}, MaxAge: cfg.EventRetention,
 			Description: "one GuardDuty Finding event per exported finding; destination status notifications"},
-		{Name: StreamBatches, Subjects: []string{SubjectBatches}, MaxAge: cfg.Retention, AllowDirect: true,
+		{Name: StreamBatches, Subjects: []string{SubjectBatches, SubjectParked}, MaxAge: cfg.Retention, AllowDirect: true,
 			Description: "sealed batches: the composition of every exported object, as references"},
 	}
 	for _, sc := range streams {
@@ -153,6 +189,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*T
 		{&t.Flushes, BucketFlushes, 0, "update windows with pending updates, and the claims on their flushes"},
 		{&t.Filters, BucketFilters, 0, "saved filters (suppression rules) per (account, Region): <account>.<region>.<name>"},
 		{&t.Members, BucketMembers, 0, "member accounts' administrator per Region: <region>.<member>"},
+		{&t.Status, BucketStatus, 0, "publishing status of each destination, by destination id"},
 	}
 	for _, b := range buckets {
 		atomic := b.name == BucketExported || b.name == BucketWindows
@@ -223,4 +260,29 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 		}
 	}
 	return kv, nil
+}
+
+// ParkedAckWait is the ack wait of the parked backlog consumers; workers
+// keep the batches they write alive with InProgress.
+const ParkedAckWait = 30 * time.Second
+
+// EnsureParked creates destID's parked backlog consumer on the BATCHES
+// stream, or returns it when it exists (the call is idempotent). It is
+// durable and shared, delivers from the first parked batch and never gives
+// up on one (MaxDeliver -1).
+func EnsureParked(ctx context.Context, batches jetstream.Stream, destID string) (jetstream.Consumer, error) {
+	c, err := batches.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       ParkedConsumer(destID),
+		Description:   "parked sealed batches of destination " + destID + ", written once it publishes again",
+		FilterSubject: ParkedFilter(destID),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ParkedAckWait,
+		MaxAckPending: 64,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s on %s: %w", ParkedConsumer(destID), StreamBatches, err)
+	}
+	return c, nil
 }

@@ -13,5 +13,10 @@
 // destination acting for it; a DISASSOCIATED member is not.
 //
 // Filters and Members are the control operations behind `gdexport filter`
-// and `gdexport members`.
+// and `gdexport members`; Destinations behind `gdexport destination`.
+//
+// Statuses keeps each destination's publishing status (DESIGN.md B9, B10)
+// in the status bucket: HealthPolicy.Next is the status machine, applied
+// with compare-and-set so that concurrent workers change a status once and
+// the winner sends the one notification of the change.
 package state

@@ -111,6 +111,7 @@ func newSnapshot() *snapshot {
 type Store struct {
 	dests, dets      jetstream.KeyValue
 	filters, members jetstream.KeyValue // nil when not given
+	statuses         *Statuses          // nil when not given
 	log              *slog.Logger
 	clock            func() time.Time
 	snap             atomic.Pointer[snapshot]
@@ -144,6 +145,18 @@ func WithMembers(kv jetstream.KeyValue) Option {
 			return fmt.Errorf("members: %w", ErrNilBucket)
 		}
 		s.members = kv
+		return nil
+	}
+}
+
+// WithStatuses makes Apply give configured destinations their status: a
+// new one starts PENDING_VERIFICATION, a changed one is restarted.
+func WithStatuses(st *Statuses) Option {
+	return func(s *Store) error {
+		if st == nil {
+			return fmt.Errorf("statuses: %w", ErrNilBucket)
+		}
+		s.statuses = st
 		return nil
 	}
 }
@@ -242,7 +255,7 @@ func (s *Store) Apply(ctx context.Context, c *config.Config) error {
 		}
 		for i := range dt.Destinations {
 			d := DestinationFromConfig(dt.Account, dt.Region, &dt.Destinations[i])
-			if err := putJSON(ctx, s.dests, d.Account+"."+d.Region+"."+d.ID, d); err != nil {
+			if err := s.applyDestination(ctx, d); err != nil {
 				return err
 			}
 		}
@@ -554,10 +567,7 @@ func (n *snapshot) defaultRoute(account, region string) []*pipeline.Destination 
 	if r, ok := n.defaults.Load(o); ok {
 		return r.([]*pipeline.Destination)
 	}
-	d := *n.def
-	d.ID = pipeline.DestinationID("default", account, region, n.def.Root, n.def.Prefix)
-	d.Account, d.Region, d.Default = account, region, true
-	actual, _ := n.defaults.LoadOrStore(o, []*pipeline.Destination{&d})
+	actual, _ := n.defaults.LoadOrStore(o, []*pipeline.Destination{DefaultInstance(n.def, account, region)})
 	return actual.([]*pipeline.Destination)
 }
 

@@ -35,8 +35,9 @@ h1{font-size:1.4rem;margin:0 0 .2rem}
 .sub{color:#5f6b7a;margin:0 0 1.5rem}
 table{border-collapse:collapse;width:100%;background:#fff;box-shadow:0 1px 2px rgba(0,0,0,.15)}
 th,td{text-align:left;padding:.55rem .7rem;border-bottom:1px solid #e9ebed;font-size:.9rem;vertical-align:top}
+td{overflow-wrap:anywhere}.nowrap{white-space:nowrap}
 th{background:#f2f3f3;font-weight:600}
-.status{font-weight:600;white-space:nowrap}
+.status{font-weight:600;font-size:.8rem}
 .ok .status{color:#037f0c}.pending .status{color:#8d6605}.bad .status{color:#d91515}
 .bad{background:#fff7f7}
 .alert{border-left:4px solid #d91515;background:#fff;padding:.8rem 1rem;margin:0 0 1.2rem;box-shadow:0 1px 2px rgba(0,0,0,.15)}
@@ -55,7 +56,7 @@ footer{color:#5f6b7a;font-size:.85rem;margin-top:1.2rem}
 <thead><tr><th>Account</th><th>Region</th><th>Destination</th><th>Status</th><th>Failing since</th><th>Frequency</th><th>Last export</th><th>Backlog</th><th>Next flush</th></tr></thead>
 <tbody>
 {{range .Destinations}}<tr class="{{class .Status}}" id="dest-{{.ID}}">
-<td>{{.Account}}</td><td>{{.Region}}</td>
+<td class="nowrap">{{.Account}}</td><td class="nowrap">{{.Region}}</td>
 <td><code>{{.ID}}</code>{{if .Default}} (default){{end}}<br>{{.Type}} {{.Target}}</td>
 <td class="status">{{.Status}}</td>
 <td>{{if .PublishingFailureStartTimestamp}}{{ms .PublishingFailureStartTimestamp}}{{else}}—{{end}}</td>

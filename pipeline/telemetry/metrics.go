@@ -20,6 +20,7 @@ type Metrics struct {
 	ObjectBytes    *prometheus.CounterVec // destination
 	Events         *prometheus.CounterVec // destination, sink
 	SinkErrors     *prometheus.CounterVec // sink, kind
+	Parked         *prometheus.CounterVec // destination
 	DestStatus     *prometheus.GaugeVec   // destination, account, region, status
 	ConsumerPend   *prometheus.GaugeVec   // consumer
 	ConsumerAck    *prometheus.GaugeVec   // consumer
@@ -51,6 +52,8 @@ func NewMetrics() *Metrics {
 		ObjectBytes: f.counterVec("object_bytes_total", "Bytes of objects written (compressed and encrypted), per destination.", "destination"),
 		Events:      f.counterVec("events_published_total", "Events published, per destination and event sink (nats, eventbridge).", "destination", "sink"),
 		SinkErrors:  f.counterVec("sink_errors_total", "Failed sink writes, by sink (objects, events) and kind (access, transient).", "sink", "kind"),
+		Parked: f.counterVec("batches_parked_total",
+			"Sealed batches parked because their destination could not take them (not PUBLISHING, failing or slow); each is written once it publishes again.", "destination"),
 		DestStatus: f.gaugeVec("destination_status",
 			"1 for the current publishing status of each destination (PENDING_VERIFICATION, PUBLISHING, UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY, STOPPED), 0 for the others.",
 			"destination", "account", "region", "status"),

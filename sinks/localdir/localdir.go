@@ -2,12 +2,15 @@ package localdir
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gdexport/gdexport/pipeline"
 )
@@ -110,4 +113,32 @@ func classify(err error) error {
 	default:
 		return err
 	}
+}
+
+// ProbeFolder is the folder under a destination's prefix where Verify
+// writes (and removes) its write probe; it is outside AWSLogs/, so readers
+// of the export layout never see a probe.
+const ProbeFolder = "gdexport-write-probe"
+
+// Verify checks that objects can be written under dest's root: it writes a
+// probe under [<prefix>/]gdexport-write-probe/ the way PutObject writes
+// objects, then removes it. Errors are classified like PutObject's (an
+// unwritable root wraps pipeline.ErrAccess).
+func (s *Sink) Verify(ctx context.Context, dest *pipeline.Destination) error {
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	key := ProbeFolder + "/" + time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(rnd[:]) + ".txt"
+	if dest.Prefix != "" {
+		key = dest.Prefix + "/" + key
+	}
+	body := []byte("gdexport write probe: checks that export objects can be written here; safe to delete\n")
+	if err := s.PutObject(ctx, dest, &pipeline.Object{Key: key, Body: body, ContentType: "text/plain"}); err != nil {
+		return fmt.Errorf("destination %s: write probe: %w", dest.ID, err)
+	}
+	p := filepath.Join(dest.Root, filepath.FromSlash(key))
+	if err := os.Remove(p); err != nil {
+		return classify(fmt.Errorf("destination %s: remove write probe %s: %w", dest.ID, p, err))
+	}
+	_ = os.Remove(filepath.Dir(p)) // only when empty: other workers may probe too
+	return nil
 }

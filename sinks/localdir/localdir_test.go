@@ -87,3 +87,31 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("%d objects, want 16", len(entries))
 	}
 }
+
+// Verify writes and removes a probe outside AWSLogs/; a root that cannot
+// be a directory is an access error.
+func TestVerify(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "export")
+	s := New()
+	d := &pipeline.Destination{ID: "d", Root: root, Prefix: "team-a"}
+	if err := s.Verify(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	_ = filepath.Walk(root, func(p string, info os.FileInfo, _ error) error {
+		if info != nil && !info.IsDir() {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) != 0 {
+		t.Fatalf("probe left behind: %v", left)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(context.Background(), &pipeline.Destination{ID: "d", Root: file}); !pipeline.IsAccess(err) {
+		t.Fatalf("root is a file: err = %v, want an access error", err)
+	}
+}

@@ -109,7 +109,7 @@ func (p *Publisher) Publish(ctx context.Context, src Source, rate int) (int, tim
 		}
 		m := &nats.Msg{Subject: pipeline.IngestSubject(f.Region, f.AccountID), Data: raw, Header: nats.Header{}}
 		m.Header.Set(jetstream.MsgIDHeader, f.VersionKey())
-		if _, err := p.js.PublishMsgAsync(m); err != nil {
+		if _, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
 			return err
 		}
 		i++

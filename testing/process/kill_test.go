@@ -125,7 +125,7 @@ func interrupted(t *testing.T, what string, stop func(w *Worker)) {
 			}
 			if i%200 == 199 {
 				<-js.PublishAsyncComplete()
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(150 * time.Millisecond) // about 6 s in all: the interruption lands mid-flight
 			}
 		}
 		<-js.PublishAsyncComplete()

@@ -14,6 +14,10 @@ const (
 	DropDisassociated = "disassociated"
 	DropStale         = "stale"
 	DropDuplicate     = "duplicate"
+	// DropSuperseded counts a version replaced, before its batch was
+	// sealed, by a later version of the same finding (the later one is
+	// exported: "updates that arrive before that export merge into it").
+	DropSuperseded = "superseded"
 )
 
 // Envelope carries one ingest message through the finding stages (decode,

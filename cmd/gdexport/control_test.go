@@ -258,3 +258,27 @@ func TestControlWithoutBuckets(t *testing.T) {
 		t.Errorf("no server: exit %d, %s", r.code, r.stderr)
 	}
 }
+
+// filter test with --account of an enabled member judges as the pipeline
+// does: the administrator's filters first, then the member's own.
+func TestFilterTestJudgesMembersByTheirAdministrator(t *testing.T) {
+	url := server(t, true)
+	admin, member, region := "111122223333", "444455556666", "us-east-1"
+	if r := gdx(t, "", "filter", "create", "--nats-url", url, "--account", admin, "--region", region, "--name", "admin-suppresses-all",
+		"--action", "ARCHIVE", "--finding-criteria", `{"Criterion":{"severity":{"Gte":0}}}`); r.code != 0 {
+		t.Fatalf("filter create: %d %s", r.code, r.stderr)
+	}
+	finding := writeFile(t, "member.json", `{"accountId":"444455556666","region":"us-east-1","id":"memberfinding","type":"T","updatedAt":"2026-11-30T10:00:00Z","severity":5,"service":{"archived":false}}`)
+	test := func() result {
+		return gdx(t, "", "filter", "test", "--nats-url", url, "--account", member, "--region", region, finding)
+	}
+	if r := test(); r.code != 0 || !strings.Contains(r.stdout, "memberfinding keep") {
+		t.Errorf("before membership: exit %d %q, want keep", r.code, r.stdout)
+	}
+	if r := gdx(t, "", "members", "create", "--nats-url", url, "--account", admin, "--region", region, "--members", member); r.code != 0 {
+		t.Fatalf("members create: %d %s", r.code, r.stderr)
+	}
+	if r := test(); r.code != 0 || !strings.Contains(r.stdout, "memberfinding archive admin-suppresses-all") {
+		t.Errorf("enabled member: exit %d %q, want the administrator's filter to archive it", r.code, r.stdout)
+	}
+}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"github.com/valyala/fastjson"
 
@@ -43,7 +45,7 @@ func (e *filterEdits) add(c *cobra.Command, create bool) {
 	f := c.Flags()
 	if create {
 		f.StringVar(&e.name, "name", "", "filter name: 3 to 64 letters, digits, '.', '_' or '-'")
-		f.StringVar(&e.fromJSON, "from-json", "", "FILE (or file://FILE, or - for stdin) holding `aws guardduty get-filter` output or a CreateFilter request body; flags given too override it")
+		f.StringVar(&e.fromJSON, "from-json", "", "FILE (or file://FILE, or - for stdin) holding the output of aws guardduty get-filter or a CreateFilter request body; flags given too override it")
 	} else {
 		f.StringVar(&e.name, "filter-name", "", "name of the filter")
 		f.StringVar(&e.name, "name", "", "same as --filter-name")
@@ -117,6 +119,37 @@ func filterStore(cmd *cobra.Command, g *globals) (*state.Filters, func(), error)
 		return nil, nil, err
 	}
 	return state.NewFilters(kvs[0]), closeFn, nil
+}
+
+// effectiveFilters reads the filters that judge findings of (account,
+// region) as the pipeline applies them: an enabled member's
+// administrator's filters for that Region first, then its own.
+func effectiveFilters(cmd *cobra.Command, g *globals, account, region string) (*filter.Set, error) {
+	ctx := cmd.Context()
+	kvs, closeFn, err := openBuckets(ctx, g, natsx.BucketFilters, natsx.BucketMembers)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	fs := state.NewFilters(kvs[0])
+	own, err := fs.List(ctx, account, region)
+	if err != nil {
+		return nil, err
+	}
+	var sets []*filter.Set
+	if e, err := kvs[1].Get(ctx, state.MemberKey(region, account)); err == nil {
+		var m state.Member
+		if json.Unmarshal(e.Value(), &m) == nil && m.Status == state.StatusEnabled {
+			admin, err := fs.List(ctx, m.Administrator, region)
+			if err != nil {
+				return nil, err
+			}
+			sets = append(sets, filter.NewSet(admin))
+		}
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, err
+	}
+	return filter.Concat(append(sets, filter.NewSet(own))...), nil
 }
 
 // filterErr maps the store's errors to exit statuses.
@@ -375,16 +408,10 @@ could not be (listed on stderr), 2 for a usage error such as invalid criteria.`,
 				if err := d.check(true); err != nil {
 					return err
 				}
-				fs, closeFn, err := filterStore(cmd, g)
-				if err != nil {
+				var err error
+				if set, err = effectiveFilters(cmd, g, d.account, d.region); err != nil {
 					return err
 				}
-				list, err := fs.List(cmd.Context(), d.account, d.region)
-				closeFn()
-				if err != nil {
-					return err
-				}
-				set = filter.NewSet(list)
 			} else {
 				b, err := readArg(g, "--criteria", criteria)
 				if err != nil {
@@ -441,6 +468,11 @@ func judgeFindings(g *globals, inputs []string, set *filter.Set, named bool) err
 			}
 			archive, first := set.Judge(v)
 			switch {
+			case f.Archived && named:
+				// Archived already: exported to no sink whatever the filters.
+				fmt.Fprintf(g.stdout, "%s archive service.archived\n", f.ID)
+			case f.Archived:
+				fmt.Fprintf(g.stdout, "%s archive\n", f.ID)
 			case archive != nil && named:
 				fmt.Fprintf(g.stdout, "%s archive %s\n", f.ID, archive.Name)
 			case archive != nil:
@@ -458,7 +490,7 @@ func judgeFindings(g *globals, inputs []string, set *filter.Set, named bool) err
 		}
 	}
 	if unjudged > 0 {
-		return failf("%d input(s) could not be judged (listed above); the others were", unjudged)
+		return failf("%d input(s) could not be judged (listed above); the others were judged", unjudged)
 	}
 	return nil
 }

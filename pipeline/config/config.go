@@ -286,9 +286,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	for i := range c.Detectors {
 		dt := &c.Detectors[i]
-		if dt.FindingPublishingFrequency == "" {
-			dt.FindingPublishingFrequency = SixHours
-		}
+		// An omitted findingPublishingFrequency stays empty: applying the
+		// file then leaves the stored one alone (GuardDuty's SIX_HOURS for
+		// a detector stored for the first time).
 		for j := range dt.Filters {
 			if dt.Filters[j].Rank == 0 {
 				dt.Filters[j].Rank = j + 1

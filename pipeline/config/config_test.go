@@ -39,7 +39,8 @@ detectors:
 		{"retention", c.Retention.D(), 90 * 24 * time.Hour},
 		{"default root", c.DefaultDestination.Root, "data/export"},
 		{"default key", c.DefaultDestination.KeyFile, "data/keys/local-master.key"},
-		{"frequency", c.Detectors[0].FindingPublishingFrequency, SixHours},
+		// Omitted, the frequency stays empty: apply keeps the stored one.
+		{"frequency", c.Detectors[0].FindingPublishingFrequency, ""},
 		{"S3 encryption", c.Detectors[0].Destinations[0].Encryption, "sse-kms"},
 		{"eventbridge source", c.EventBus.EventBridge.Source, "gdexport.guardduty"},
 	}

@@ -250,7 +250,7 @@ func (s *Store) Apply(ctx context.Context, c *config.Config) error {
 		return fmt.Errorf("remove default destination: %w", err)
 	}
 	for _, dt := range c.Detectors {
-		if err := s.SetFrequency(ctx, dt.Account, dt.Region, dt.FindingPublishingFrequency, time.Now()); err != nil {
+		if err := s.applyFrequency(ctx, dt.Account, dt.Region, dt.FindingPublishingFrequency); err != nil {
 			return err
 		}
 		for i := range dt.Destinations {
@@ -286,6 +286,28 @@ func (s *Store) GetDetector(ctx context.Context, account, region string) (d Dete
 		return d, false, fmt.Errorf("read detector %s/%s: %w", account, region, err)
 	}
 	return d, true, nil
+}
+
+// applyFrequency applies a configuration file's findingPublishingFrequency
+// like kubectl apply: declared, it is the file's (a change made since with
+// `detector update` is replaced, and the log says so); omitted, the stored
+// one stays, and a detector stored for the first time gets SIX_HOURS.
+func (s *Store) applyFrequency(ctx context.Context, account, region, freq string) error {
+	cur, found, err := s.GetDetector(ctx, account, region)
+	if err != nil {
+		return err
+	}
+	if freq == "" {
+		if found {
+			return nil
+		}
+		freq = config.SixHours
+	}
+	if found && cur.FindingPublishingFrequency != freq && s.log != nil {
+		s.log.Info("configuration file sets the finding publishing frequency", slog.String("account", account),
+			slog.String("region", region), slog.String("from", cur.FindingPublishingFrequency), slog.String("to", freq))
+	}
+	return s.SetFrequency(ctx, account, region, freq, time.Now())
 }
 
 // SetFrequency changes the findingPublishingFrequency of (account, region)

@@ -440,3 +440,39 @@ func TestApplyIsIdempotent(t *testing.T) {
 		t.Errorf("applied filter = %+v, %v", f, err)
 	}
 }
+
+// A detector the file declares without a frequency keeps the one set since
+// (detector update); declared, the file's applies.
+func TestApplyFrequency(t *testing.T) {
+	cfg := &config.Config{DataDir: t.TempDir(), Detectors: []config.Detector{{Account: admin, Region: east}}}
+	e := start(t, cfg)
+	ctx := context.Background()
+	get := func() state.Detector {
+		t.Helper()
+		d, found, err := e.store.GetDetector(ctx, admin, east)
+		if err != nil || !found {
+			t.Fatalf("detector: %v found %v", err, found)
+		}
+		return d
+	}
+	if d := get(); d.FindingPublishingFrequency != config.SixHours {
+		t.Fatalf("first apply stored %q, want GuardDuty's SIX_HOURS", d.FindingPublishingFrequency)
+	}
+	if err := e.store.SetFrequency(ctx, admin, east, config.OneHour, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	set := get()
+	if err := e.store.Apply(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if d := get(); d != set {
+		t.Errorf("a start reset the frequency set with detector update: %+v, want %+v", d, set)
+	}
+	cfg.Detectors[0].FindingPublishingFrequency = config.FifteenMinutes
+	if err := e.store.Apply(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if d := get(); d.FindingPublishingFrequency != config.FifteenMinutes {
+		t.Errorf("the file's declared frequency was not applied: %+v", d)
+	}
+}

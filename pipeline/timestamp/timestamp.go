@@ -200,6 +200,21 @@ func ParseISO[T ~string | ~[]byte](s T) (int64, bool) {
 	return secs*1000 + frac, true
 }
 
+// ParseDate reads an ISO-8601 date alone, YYYY-MM-DD, as its midnight UTC
+// (for bounds people write, such as a filter's "Gte": "2024-01-31").
+func ParseDate[T ~string | ~[]byte](s T) (int64, bool) {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return 0, false
+	}
+	year, ok1 := digits(s, 0, 4)
+	month, ok2 := digits(s, 5, 2)
+	day, ok3 := digits(s, 8, 2)
+	if !(ok1 && ok2 && ok3) || month < 1 || month > 12 || day < 1 || day > daysIn(year, month) {
+		return 0, false
+	}
+	return daysFromCivil(year, month, day) * 86400 * 1000, true
+}
+
 // digits reads n decimal digits of s at i.
 func digits[T ~string | ~[]byte](s T, i, n int) (int, bool) {
 	v := 0

@@ -71,3 +71,16 @@ func TestFromFloat(t *testing.T) {
 		})
 	}
 }
+
+func TestParseDate(t *testing.T) {
+	for in, want := range map[string]int64{"2022-11-22": 1669075200000, "1970-01-01": 0, "2024-02-29": 1709164800000} {
+		if got, ok := ParseDate(in); !ok || got != want {
+			t.Errorf("ParseDate(%q) = %d, %v; want %d", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"2023-02-29", "2022-13-01", "2022-11-2", "2022/11/22", "2022-11-22T00:00:00Z"} {
+		if _, ok := ParseDate(bad); ok {
+			t.Errorf("ParseDate(%q) accepted", bad)
+		}
+	}
+}

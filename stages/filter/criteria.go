@@ -321,7 +321,10 @@ func compileValue(cond *condition, p string, v any, add func(path, format string
 		}
 		ms, ok := timestamp.Parse(x)
 		if !ok {
-			add(p, "%s is not a timestamp: %s on %s takes epoch milliseconds or an ISO-8601 string such as \"2024-01-31T00:00:00Z\"", describe(v), cond.op.pascal, cond.attr)
+			ms, ok = timestamp.ParseDate(x) // a date alone: its midnight, UTC
+		}
+		if !ok {
+			add(p, "%s is not a timestamp: %s on %s takes epoch milliseconds or an ISO-8601 string such as \"2024-01-31T00:00:00Z\" or \"2024-01-31\"", describe(v), cond.op.pascal, cond.attr)
 			return false
 		}
 		cond.bound = float64(ms)

@@ -111,13 +111,19 @@ func (l *NewLane) Add(f *pipeline.Finding, dest *pipeline.Destination, h *Hold, 
 	}
 	ob.holds = append(ob.holds, h)
 	if e, ok := ob.byID[f.ID]; ok {
+		// Every version but the one the batch keeps is counted, so that
+		// what was received adds up to what was exported and dropped.
 		switch {
 		case f.Newer(e.f.UpdatedAt, e.f.Count):
 			ob.bytes += len(f.Raw) - len(e.f.Raw)
 			e.f = f
 			e.holds = []*Hold{h}
+			l.sealer.counter.Dropped(pipeline.DropSuperseded, 1)
 		case f.UpdatedAt == e.f.UpdatedAt && f.Count == e.f.Count:
 			e.holds = append(e.holds, h) // the same version published twice
+			l.sealer.counter.Dropped(pipeline.DropDuplicate, 1)
+		default:
+			l.sealer.counter.Dropped(pipeline.DropStale, 1) // older than the one held
 		}
 	} else {
 		e := &entry{f: f, holds: []*Hold{h}}

@@ -274,7 +274,7 @@ func TestSealFailureRedelivers(t *testing.T) {
 }
 
 func TestNewLaneMergesVersionsAndSealsOnDelay(t *testing.T) {
-	_, _, s, _ := setup(t)
+	_, _, s, c := setup(t)
 	lane := NewNewLane(NewLaneConfig{Delay: 100 * time.Millisecond, MaxFindings: 100, MaxBytes: 1 << 20}, s, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var mu sync.Mutex
 	var sealed []*pipeline.Batch
@@ -303,6 +303,12 @@ func TestNewLaneMergesVersionsAndSealsOnDelay(t *testing.T) {
 	defer mu.Unlock()
 	if len(sealed) != 1 || len(sealed[0].Refs) != 1 || sealed[0].Refs[0].Seq != 2 {
 		t.Fatalf("sealed = %+v, want one batch holding only seq 2 (the latest version)", sealed)
+	}
+	// Received = exported + dropped: the replaced and the older version count.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dropped[pipeline.DropSuperseded] != 1 || c.dropped[pipeline.DropStale] != 1 {
+		t.Errorf("dropped = %v, want superseded 1 and stale 1", c.dropped)
 	}
 }
 

@@ -18,7 +18,8 @@ import (
 // judged by the finding stages once, dead-lettered, dropped (acked) or added
 // to the new lane of each of its destinations (acked when sealed).
 func (w *Worker) ingest(ctx context.Context) error {
-	it, err := w.topo.Ingest.Messages(jetstream.PullMaxMessages(w.cfg.fetchBatch()))
+	// Bounded in bytes: what is fetched ahead waits in memory.
+	it, err := w.topo.Ingest.Messages(jetstream.PullMaxBytes(ingestPrefetchBytes))
 	if err != nil {
 		return err
 	}

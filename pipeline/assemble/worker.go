@@ -68,9 +68,13 @@ type workerConfig struct{ *config.Config }
 // batchWriteTimeout bounds one attempt at writing a sealed batch to a sink.
 const batchWriteTimeout = 2 * time.Minute
 
-// exportCacheBytes bounds the findings of sealed batches kept in memory for
-// their export (export.Cache).
-const exportCacheBytes = 64 << 20
+// Memory bounds of a worker (with the lanes' 32 MiB of held findings): the
+// findings of sealed batches kept for their export (export.Cache), and
+// what the ingest consumer fetches ahead.
+const (
+	exportCacheBytes    = 32 << 20
+	ingestPrefetchBytes = 4 << 20
+)
 
 // windowGrace is how long, beyond newFindingDelay, a closed update window
 // waits for updates still in flight before it is flushed.
@@ -85,7 +89,6 @@ const (
 	exportAckWait = 30 * time.Second
 )
 
-func (c workerConfig) fetchBatch() int { return 500 }
 
 // Worker is one gdexport worker. Any number of workers share one JetStream
 // and split the work.

@@ -20,7 +20,7 @@ type NewLaneConfig struct {
 	// Sealers is how many batches may be sealing at once.
 	Sealers int
 	// MaxHeldBytes bounds the findings held in memory, across every open
-	// batch and every batch being sealed (default 64 MiB): past it the
+	// batch and every batch being sealed (default 32 MiB): past it the
 	// largest open batch is sealed early, and Add waits for room. The
 	// worker's memory stays bounded however many findings are in flight.
 	MaxHeldBytes int
@@ -73,7 +73,7 @@ func NewNewLane(cfg NewLaneConfig, sealer *Sealer, log *slog.Logger) *NewLane {
 		cfg.Sealers = 4
 	}
 	if cfg.MaxHeldBytes <= 0 {
-		cfg.MaxHeldBytes = 64 << 20
+		cfg.MaxHeldBytes = 32 << 20
 	}
 	l := &NewLane{cfg: cfg, sealer: sealer, log: log, clock: sealer.clock,
 		open: map[laneKey]*openBatch{}, queue: make(chan *openBatch, cfg.Sealers)}

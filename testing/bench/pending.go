@@ -11,8 +11,12 @@ import (
 
 // PendingResult is what the pending-updates scenario measured.
 type PendingResult struct {
-	Pending       int     `json:"pending"`
+	Pending int `json:"pending"`
+	// PeakHeapMB is the worker's peak heap in use from the moment the
+	// updates are published until the window is flushed and exported;
+	// LoadHeapMB while the first versions were exported at full speed.
 	PeakHeapMB    float64 `json:"peakHeapMB"`
+	LoadHeapMB    float64 `json:"loadHeapMB"`
 	PeakRSSMB     float64 `json:"peakRSSMB"`
 	StageSeconds  float64 `json:"stageSeconds"`
 	FlushSeconds  float64 `json:"flushSeconds"`
@@ -21,6 +25,7 @@ type PendingResult struct {
 
 // heapSampler polls a worker's heap in use until stopped and keeps the peak.
 type heapSampler struct {
+	once sync.Once
 	mu   sync.Mutex
 	peak float64
 	stop chan struct{}
@@ -55,7 +60,7 @@ func sampleHeap(w *Worker) *heapSampler {
 }
 
 func (h *heapSampler) Peak() float64 {
-	close(h.stop)
+	h.once.Do(func() { close(h.stop) })
 	<-h.done
 	return h.peak
 }
@@ -129,6 +134,8 @@ eventBus: {nats: {enabled: false}}
 	if err := waitMetric(ctx, w, "gdexport_findings_exported_total", float64(n), 30*time.Minute); err != nil {
 		return res, fmt.Errorf("new findings: %w", err)
 	}
+	res.LoadHeapMB = heap.Peak() / (1 << 20)
+	heap = sampleHeap(w)
 	// Start right after a boundary, so that every update arrives in one window.
 	next := time.Now().Truncate(window).Add(window)
 	log.Printf("pending: waiting for the window boundary at %s", next.Format(time.TimeOnly))

@@ -425,7 +425,7 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 		NC:       w.nc,
 		Resolver: w.store,
 		Decode:   decode.Decode,
-		Compress: func() export.LineWriter { return compress.NewWriter(nil) },
+		Compress: func() export.LineWriter { return compress.NewWriterLevel(nil, w.cfg.Compression.Level) },
 		Encrypt:  enc.Encrypt,
 		Objects:  map[pipeline.DestinationType]pipeline.ObjectSink{pipeline.DestinationLocal: w.localSink, pipeline.DestinationS3: w.s3Sink},
 		Observer: w.stats,

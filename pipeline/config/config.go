@@ -66,6 +66,8 @@ type Config struct {
 	// DefaultDestination serves every account without a destination of its
 	// own or an administrator (none when absent).
 	DefaultDestination *Destination `yaml:"defaultDestination,omitempty"`
+	// Compression sets the gzip level of objects.
+	Compression Compression `yaml:"compression,omitempty"`
 	EventBus           EventBus     `yaml:"eventBus"`
 	Detectors          []Detector   `yaml:"detectors,omitempty"`
 
@@ -90,6 +92,12 @@ type Notifications struct {
 	// Webhook, when set, receives every notification as an HTTP POST of
 	// its JSON.
 	Webhook string `yaml:"webhook,omitempty"`
+}
+
+// Compression is the gzip level of objects: 1 (fastest) to 9 (smallest),
+// default 6; 8 is no larger than gzip -6 (see stages/compress).
+type Compression struct {
+	Level int `yaml:"level,omitempty"`
 }
 
 // NATS configures the connection and, when URL is empty, the embedded server.
@@ -251,6 +259,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.MaxBatchFindings == 0 {
 		c.MaxBatchFindings = 10_000
+	}
+	if c.Compression.Level == 0 {
+		c.Compression.Level = 6
 	}
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = 64 << 20

@@ -50,6 +50,9 @@ func (c *Config) Validate() error {
 	if c.MaxBatchFindings < 0 {
 		add("maxBatchFindings", "%d must not be negative", c.MaxBatchFindings)
 	}
+	if c.Compression.Level < 0 || c.Compression.Level > 9 {
+		add("compression.level", "%d is out of range: expected 1 (fastest) to 9 (smallest)", c.Compression.Level)
+	}
 	if c.MaxBatchBytes < 0 {
 		add("maxBatchBytes", "%d must not be negative", c.MaxBatchBytes)
 	}

@@ -274,6 +274,52 @@ func TestGzipSize(t *testing.T) {
 // The benchmarks compress the same ~2.7 MB batch of 1,000 findings; MB/s is
 // of uncompressed input, raw/gz is the compression ratio.
 
+// Level 8 is the one for size: no larger than gzip(1) -6 on the same bytes.
+func TestGzipLevel8Size(t *testing.T) {
+	lines := findingLines(t, 1000)
+	raw := joinLines(lines)
+	ref := gzipCommand6(t, raw)
+	w := NewWriterLevel(nil, 8)
+	for _, l := range lines {
+		if err := w.Line(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Gunzip(bytes.NewReader(out))
+	if err != nil || !bytes.Equal(back, raw) {
+		t.Fatalf("level 8 does not round-trip: %v", err)
+	}
+	t.Logf("level 8: %d B, gzip(1) -6: %d B", len(out), len(ref))
+	if len(out) > len(ref) {
+		t.Errorf("level 8 output %d B is larger than gzip -6's %d B", len(out), len(ref))
+	}
+}
+
+// BenchmarkGzipLevels compresses the same batch at each level (MB/s of
+// input, gz-bytes of output), for the choice of compression.level.
+func BenchmarkGzipLevels(b *testing.B) {
+	lines := findingLines(b, 1000)
+	raw := len(joinLines(lines))
+	for _, level := range []int{1, 5, 6, 8, 9} {
+		b.Run(fmt.Sprintf("level-%d", level), func(b *testing.B) {
+			b.SetBytes(int64(raw))
+			var out []byte
+			for i := 0; i < b.N; i++ {
+				w := NewWriterLevel(out[:0], level)
+				for _, l := range lines {
+					_ = w.Line(l)
+				}
+				out, _ = w.Close()
+			}
+			b.ReportMetric(float64(len(out)), "gz-bytes")
+		})
+	}
+}
+
 func BenchmarkGzip(b *testing.B) {
 	lines := findingLines(b, 1000)
 	raw := len(joinLines(lines))

@@ -89,7 +89,6 @@ const (
 	exportAckWait = 30 * time.Second
 )
 
-
 // Worker is one gdexport worker. Any number of workers share one JetStream
 // and split the work.
 type Worker struct {

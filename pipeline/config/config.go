@@ -68,8 +68,8 @@ type Config struct {
 	DefaultDestination *Destination `yaml:"defaultDestination,omitempty"`
 	// Compression sets the gzip level of objects.
 	Compression Compression `yaml:"compression,omitempty"`
-	EventBus           EventBus     `yaml:"eventBus"`
-	Detectors          []Detector   `yaml:"detectors,omitempty"`
+	EventBus    EventBus    `yaml:"eventBus"`
+	Detectors   []Detector  `yaml:"detectors,omitempty"`
 
 	// FailureThreshold is how long transient export errors may persist
 	// before a destination becomes UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY

@@ -39,8 +39,14 @@ fuzz:
 	  done; \
 	done
 
+# The hot paths' Go benchmarks, then the end-to-end measurements against
+# this machine's own limits (nats-server and workers as processes); the
+# table is printed and written to testing/bench/results/<date>.json.
+# BENCH_FLAGS narrows it, e.g. BENCH_FLAGS="-scenarios throughput -modes fast".
+BENCH_FLAGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchmem ./stages/... ./pipeline/wmjs/
+	$(GO) run ./testing/bench/cmd/gdexport-bench $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin data

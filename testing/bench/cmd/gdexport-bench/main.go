@@ -27,11 +27,12 @@ type Results struct {
 	Pending    *bench.PendingResult     `json:"pending,omitempty"`
 	Throughput []bench.ThroughputResult `json:"throughput,omitempty"`
 	Latency    []bench.LatencyResult    `json:"latency,omitempty"`
+	Limits     []bench.LimitsResult     `json:"limits,omitempty"`
 }
 
 func main() {
 	var (
-		scenarios   = flag.String("scenarios", "pending", "comma-separated scenarios to run: pending")
+		scenarios   = flag.String("scenarios", "pending", "comma-separated scenarios to run: limits, throughput, latency, pending")
 		pendingN    = flag.Int("pending", 1_000_000, "pending updated findings in the pending scenario")
 		findingsN   = flag.Int("findings", 100_000, "findings per throughput run")
 		modes       = flag.String("modes", "fast,strict", "durability modes of the throughput runs")
@@ -78,6 +79,21 @@ func main() {
 				[3]string{"staging the updates", fmt.Sprintf("%.0f s (%.0f/s)", r.StageSeconds, float64(r.Pending)/r.StageSeconds), ""},
 				[3]string{"window flushed and exported after its end", fmt.Sprintf("%.0f s", r.FlushSeconds), ""},
 			)
+		case "limits":
+			for _, mode := range strings.Split(*modes, ",") {
+				r, err := bench.Limits(ctx, bins, filepath.Join(dir, "limits-"+mode), mode, *findingsN)
+				if err != nil {
+					log.Fatalf("limits %s: %v", mode, err)
+				}
+				res.Limits = append(res.Limits, r)
+				rows = append(rows,
+					[3]string{fmt.Sprintf("machine: JetStream publish, %s", mode), fmt.Sprintf("%.0f findings/s", r.PublishPerSec), ""},
+					[3]string{fmt.Sprintf("machine: one hop (fetch, publish, ack), %s", mode), fmt.Sprintf("%.0f findings/s", r.HopPerSec), ""},
+				)
+				if mode == strings.Split(*modes, ",")[0] {
+					rows = append(rows, [3]string{"gzip level 6 (klauspost / standard library)", fmt.Sprintf("%.0f / %.0f MB/s, ratio %.1f / %.1f", r.GzipMBps, r.StdlibGzipMBps, r.GzipRatio, r.StdlibRatio), "≥ 1.5× the standard library"})
+				}
+			}
 		case "latency":
 			for _, mode := range strings.Split(*modes, ",") {
 				d := filepath.Join(dir, "latency-"+mode)
@@ -110,6 +126,23 @@ func main() {
 			}
 		default:
 			log.Fatalf("unknown scenario %q", s)
+		}
+	}
+	// gdexport against the machine's own limits, mode by mode.
+	for _, tp := range res.Throughput {
+		for _, lim := range res.Limits {
+			if lim.Durability != tp.Durability || lim.HopPerSec == 0 {
+				continue
+			}
+			goal := ""
+			switch {
+			case tp.Durability == bench.Fast && tp.Workers == 1:
+				goal = "≥ 15,000 findings/s"
+			case tp.Durability == bench.Strict:
+				goal = "≥ 50% of the strict hop"
+			}
+			rows = append(rows, [3]string{fmt.Sprintf("end to end / one hop, %s, %d worker(s)", tp.Durability, tp.Workers),
+				fmt.Sprintf("%.0f%% (%.0f of %.0f findings/s)", 100*tp.PerSecond/lim.HopPerSec, tp.PerSecond, lim.HopPerSec), goal})
 		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)

@@ -1,0 +1,142 @@
+package bench
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gdexport/gdexport/stages/compress"
+)
+
+// LimitsResult is what this machine does without gdexport, measured in the
+// same run with the same findings: JetStream publishing, one consume →
+// publish → ack hop, and gzip.
+type LimitsResult struct {
+	Durability     string  `json:"durability"`
+	Findings       int     `json:"findings"`
+	PublishPerSec  float64 `json:"publishPerSecond"`
+	HopPerSec      float64 `json:"hopPerSecond"`
+	GzipMBps       float64 `json:"gzipLevel6MBps"`
+	StdlibGzipMBps float64 `json:"stdlibGzipLevel6MBps"`
+	GzipRatio      float64 `json:"gzipLevel6Ratio"`
+	StdlibRatio    float64 `json:"stdlibGzipLevel6Ratio"`
+}
+
+// Limits measures, on a fresh nats-server of the durability mode: async
+// publishing of n findings to a stream (the rate a producer gets), then one
+// hop — fetch in batches of 500, publish each onward to a second stream,
+// ack — the least a pipeline stage costs; and gzip throughput on the same
+// findings, klauspost level 6 and the standard library's.
+func Limits(ctx context.Context, bins Binaries, dir, durability string, n int) (LimitsResult, error) {
+	res := LimitsResult{Durability: durability, Findings: n}
+	ns, err := StartNATS(bins, filepath.Join(dir, "nats"), durability)
+	if err != nil {
+		return res, err
+	}
+	defer ns.Stop()
+	nc, err := nats.Connect(ns.URL)
+	if err != nil {
+		return res, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return res, err
+	}
+	for _, name := range []string{"IN", "OUT"} {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: jetstream.FileStorage}); err != nil {
+			return res, err
+		}
+	}
+	var findings [][]byte
+	if err := Generated(4, n, 0)(func(raw []byte) error { findings = append(findings, raw); return nil }); err != nil {
+		return res, err
+	}
+	start := time.Now()
+	for i, f := range findings {
+		if _, err := js.PublishAsync("IN.f."+strconv.Itoa(i%64), f, jetstream.WithStallWait(time.Minute)); err != nil {
+			return res, err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	res.PublishPerSec = float64(n) / time.Since(start).Seconds()
+
+	cons, err := js.CreateConsumer(ctx, "IN", jetstream.ConsumerConfig{Durable: "hop", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10_000})
+	if err != nil {
+		return res, err
+	}
+	start = time.Now()
+	done := 0
+	for done < n {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return res, err
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			if _, err := js.PublishAsync("OUT"+m.Subject()[2:], m.Data(), jetstream.WithStallWait(time.Minute)); err != nil {
+				return res, err
+			}
+			msgs = append(msgs, m)
+		}
+		if len(msgs) == 0 {
+			return res, fmt.Errorf("hop: %d of %d messages", done, n)
+		}
+		// Ack once the onward copies are stored, as a stage must.
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+		for _, m := range msgs {
+			if err := m.Ack(); err != nil {
+				return res, err
+			}
+		}
+		done += len(msgs)
+	}
+	if err := nc.Flush(); err != nil {
+		return res, err
+	}
+	res.HopPerSec = float64(n) / time.Since(start).Seconds()
+
+	// gzip on batches of 1,000 of the same findings.
+	var raw []byte
+	for _, f := range findings[:min(1000, len(findings))] {
+		raw = append(append(raw, f...), '\n')
+	}
+	lines := findings[:min(1000, len(findings))]
+	const rounds = 20
+	start = time.Now()
+	var out []byte
+	for i := 0; i < rounds; i++ {
+		out, err = compress.Gzip(out[:0], lines)
+		if err != nil {
+			return res, err
+		}
+	}
+	res.GzipMBps = float64(rounds*len(raw)) / time.Since(start).Seconds() / 1e6
+	res.GzipRatio = float64(len(raw)) / float64(len(out))
+	start = time.Now()
+	var buf bytes.Buffer
+	for i := 0; i < rounds; i++ {
+		buf.Reset()
+		zw, _ := gzip.NewWriterLevel(&buf, 6)
+		_, _ = zw.Write(raw)
+		_ = zw.Close()
+	}
+	res.StdlibGzipMBps = float64(rounds*len(raw)) / time.Since(start).Seconds() / 1e6
+	res.StdlibRatio = float64(len(raw)) / float64(buf.Len())
+	return res, nil
+}

@@ -76,6 +76,19 @@ const (
 
 func (c workerConfig) fetchBatch() int { return 500 }
 
+// takeover returns the ack waits of the ingest and export consumers and the
+// lease of a window flush: 30s, 30s and 60s, or the test-only
+// ackWaitOverride, twice it for the lease. The ingest ack wait is at least
+// three newFindingDelays, so that a message waiting in an open batch is
+// kept alive (every third of it) before it could expire.
+func (c workerConfig) takeover() (ingest, export, lease time.Duration) {
+	ingest, export, lease = ingestAckWait, exportAckWait, 0 // 0: the flusher's default (60s)
+	if o := c.AckWaitOverride.D(); o > 0 {
+		ingest, export, lease = o, o, 2*o
+	}
+	return max(ingest, 3*c.NewFindingDelay.D()), export, lease
+}
+
 // Worker is one gdexport worker. Any number of workers share one JetStream
 // and split the work.
 type Worker struct {
@@ -185,7 +198,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Held messages are kept alive with InProgress (window.Holds), so the
 	// ack wait only decides how soon the messages of a crashed worker go
 	// to another one.
-	ackWait := max(ingestAckWait, 3*w.cfg.NewFindingDelay.D())
+	ackWait, exportWait, lease := w.cfg.takeover()
 	w.topo, err = natsx.Ensure(setupCtx, w.js, natsx.TopologyConfig{
 		Replicas: w.cfg.NATS.Replicas, Retention: w.cfg.Retention.D(), IngestAckWait: ackWait,
 	})
@@ -235,7 +248,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		Delay: w.cfg.NewFindingDelay.D(), MaxFindings: w.cfg.MaxBatchFindings, MaxBytes: w.cfg.MaxBatchBytes,
 	}, sealer, w.log)
 	w.flusher = window.NewFlusher(w.js, w.topo.Flushes, w.topo.WindowsStream, sealer, w.store, w.log, window.FlusherOptions{
-		Worker: workerName(), Grace: grace, MaxFindings: w.cfg.MaxBatchFindings, MaxBytes: w.cfg.MaxBatchBytes,
+		Worker: workerName(), Grace: grace, Lease: lease, MaxFindings: w.cfg.MaxBatchFindings, MaxBytes: w.cfg.MaxBatchBytes,
 		OnFlushed: w.stats.Flushed,
 	})
 	bg.Add(1)
@@ -246,7 +259,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}()
 
-	router, err := w.exportRouter()
+	router, err := w.exportRouter(exportWait)
 	if err != nil {
 		return err
 	}
@@ -355,8 +368,8 @@ func (w *Worker) closeConn() {
 }
 
 // exportRouter builds the Watermill router of the export path: one durable
-// consumer per sink kind on the BATCHES stream.
-func (w *Worker) exportRouter() (*message.Router, error) {
+// consumer per sink kind on the BATCHES stream, each with ack wait ackWait.
+func (w *Worker) exportRouter(ackWait time.Duration) (*message.Router, error) {
 	wlog := watermill.NewSlogLoggerWithLevelMapping(w.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: w.opts.ShutdownGrace}, wlog)
 	if err != nil {
@@ -428,7 +441,7 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 		sub, err := wmjs.NewSubscriber(w.js, wmjs.SubscriberConfig{
 			Durable:       func(string) string { return h.consumer },
 			Stream:        func(string) string { return natsx.StreamBatches },
-			AckWait:       exportAckWait,
+			AckWait:       ackWait,
 			MaxAckPending: 256,
 			FetchBatch:    16,
 			// Each batch in flight holds its compressed object (a few MB

@@ -74,6 +74,12 @@ const (
 	exportAckWait = 30 * time.Second
 )
 
+// asyncAckTimeout bounds the wait for the ack of an asynchronous publish
+// (the seal's compare-and-set claims, staged updates, events). Without it
+// an ack lost with its connection (a partition) is waited for forever, and
+// the messages of the batch are kept alive by InProgress all that time.
+const asyncAckTimeout = 10 * time.Second
+
 func (c workerConfig) fetchBatch() int { return 500 }
 
 // takeover returns the ack waits of the ingest and export consumers and the
@@ -178,7 +184,7 @@ func (w *Worker) connect() error {
 		return fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
 	w.nc = nc
-	w.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	w.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(asyncAckTimeout))
 	return err
 }
 

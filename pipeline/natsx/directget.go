@@ -27,6 +27,16 @@ type StoredMsg struct {
 // ErrDirectGet is returned when a direct get answers with an error status.
 var ErrDirectGet = errors.New("direct get")
 
+// ErrNoReply is returned when a direct get waited ReplyTimeout for a reply
+// and none came: the request or its reply was lost (a partition, a server
+// that went away), which NATS never reports otherwise.
+var ErrNoReply = errors.New("direct get: no reply")
+
+// ReplyTimeout is how long a direct get waits for its next reply, whatever
+// the caller's context allows: a lost reply must not hold a worker (and
+// the messages it keeps alive) forever. A variable so tests can shorten it.
+var ReplyTimeout = 10 * time.Second
+
 // maxMultiLast is the server's limit of subjects answered by one multi-last
 // direct get.
 const maxMultiLast = 1024
@@ -88,6 +98,8 @@ func GetSeqs(ctx context.Context, nc *nats.Conn, stream string, seqs []uint64) (
 
 	var notFound []uint64
 	sent, inFlight := 0, 0
+	idle := time.NewTimer(ReplyTimeout)
+	defer idle.Stop()
 	for sent < len(want) || inFlight > 0 {
 		for inFlight < getWindow && sent < len(want) {
 			body := strconv.AppendUint([]byte(`{"seq":`), want[sent], 10)
@@ -102,7 +114,10 @@ func GetSeqs(ctx context.Context, nc *nats.Conn, stream string, seqs []uint64) (
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("direct get on %s: %d of %d replies: %w", stream, len(out)+len(notFound), len(want), ctx.Err())
+		case <-idle.C:
+			return nil, fmt.Errorf("%w on %s within %s: %d of %d replies", ErrNoReply, stream, ReplyTimeout, len(out)+len(notFound), len(want))
 		case m := <-ch:
+			idle.Reset(ReplyTimeout)
 			inFlight--
 			sm, found, err := parseStored(stream, m)
 			if err != nil {
@@ -185,11 +200,16 @@ func multiLast(ctx context.Context, nc *nats.Conn, stream string, subjects []str
 	if err := nc.PublishMsg(&nats.Msg{Subject: directSubject(stream), Reply: inbox, Data: body}); err != nil {
 		return fmt.Errorf("direct get on %s: %w", stream, err)
 	}
+	idle := time.NewTimer(ReplyTimeout)
+	defer idle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("direct get on %s: %w", stream, ctx.Err())
+		case <-idle.C:
+			return fmt.Errorf("%w on %s within %s: %d of %d subjects answered", ErrNoReply, stream, ReplyTimeout, len(out), len(subjects))
 		case m := <-ch:
+			idle.Reset(ReplyTimeout)
 			switch m.Header.Get("Status") {
 			case "204", "404": // end of batch; nothing (more) found
 				return nil

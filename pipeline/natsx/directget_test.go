@@ -2,6 +2,7 @@ package natsx_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -120,5 +121,45 @@ func TestLastForSubjects(t *testing.T) {
 		if !ok || string(m.Data) != fmt.Sprintf("%d-1", i) {
 			t.Errorf("%s: got %q, want the last value %d-1", subj, m.Data, i)
 		}
+	}
+}
+
+// A direct get whose request or reply is lost (a partition) fails after
+// ReplyTimeout even when the caller's context has no deadline: a sealer
+// waiting for it would otherwise hold its messages forever.
+func TestDirectGetLostReply(t *testing.T) {
+	nc := natstest.Connect(t)
+	// A responder that swallows every request, as a partition would.
+	sub, err := nc.Subscribe("$JS.API.DIRECT.GET.LOST", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	defer func(d time.Duration) { natsx.ReplyTimeout = d }(natsx.ReplyTimeout)
+	natsx.ReplyTimeout = 200 * time.Millisecond
+	cases := []struct {
+		name string
+		get  func() error
+	}{
+		{"multi-last", func() error {
+			_, err := natsx.LastForSubjects(context.Background(), nc, "LOST", []string{"a", "b"})
+			return err
+		}},
+		{"by sequence", func() error {
+			_, err := natsx.GetSeqs(context.Background(), nc, "LOST", []uint64{1, 2, 3})
+			return err
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			err := c.get()
+			if !errors.Is(err, natsx.ErrNoReply) {
+				t.Fatalf("err = %v, want ErrNoReply", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("gave up after %s, want about %s", d, natsx.ReplyTimeout)
+			}
+		})
 	}
 }

@@ -277,6 +277,11 @@ func StartNATSCluster(tb testing.TB, nw *testcontainers.DockerNetwork) []*NATS {
 			WaitingFor: wait.ForLog("Listening for client connections").WithStartupTimeout(startTimeout),
 		}, tcnetwork.WithNetwork([]string{name}, nw))
 		nodes[i] = &NATS{Container: c, Name: name, URL: endpoint(tb, c, "4222/tcp", "nats")}
+		tb.Cleanup(func() { // before the removal, registered earlier
+			if tb.Failed() {
+				tb.Logf("--- %s log ---\n%s", name, Logs(tb, c))
+			}
+		})
 	}
 	// JetStream is ready once the cluster has a meta leader.
 	for _, node := range nodes {

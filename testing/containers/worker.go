@@ -67,9 +67,12 @@ func StartWorker(tb testing.TB, nw *testcontainers.DockerNetwork, name, config s
 	defer cancel()
 	c, err := testcontainers.GenericContainer(sctx, req)
 	testcontainers.CleanupContainer(tb, c)
-	// Registered after the removal, so it runs before it.
+	// Registered after the removal, so it runs before it. A worker still
+	// running is asked for its goroutines' stacks first (SIGQUIT), so that
+	// a stuck worker shows where it is stuck.
 	tb.Cleanup(func() {
 		if tb.Failed() && c != nil {
+			dump(tb, c)
 			tb.Logf("--- worker %s log ---\n%s", name, Logs(tb, c))
 		}
 	})
@@ -91,6 +94,25 @@ func Logs(tb testing.TB, c testcontainers.Container) string {
 	defer rc.Close()
 	b, _ := io.ReadAll(rc)
 	return string(b)
+}
+
+// dump makes a running Go program in c print every goroutine's stack and
+// exit (SIGQUIT), waiting up to 10s for it to end.
+func dump(tb testing.TB, c testcontainers.Container) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if st, err := c.State(ctx); err != nil || !st.Running {
+		return
+	}
+	if _, err := dockerClient(tb).ContainerKill(ctx, c.GetContainerID(), client.ContainerKillOptions{Signal: "QUIT"}); err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		if st, err := c.State(ctx); err != nil || !st.Running {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Log returns what the worker printed so far.
@@ -133,6 +155,8 @@ func (w *Worker) Disconnect(tb testing.TB) {
 }
 
 // Reconnect joins the worker to its network again, under its alias.
+// Docker publishes its HTTP port anew, on another host port: HTTP is
+// updated.
 func (w *Worker) Reconnect(tb testing.TB) {
 	tb.Helper()
 	if _, err := dockerClient(tb).NetworkConnect(context.Background(), w.network.ID, client.NetworkConnectOptions{
@@ -140,6 +164,7 @@ func (w *Worker) Reconnect(tb testing.TB) {
 	}); err != nil {
 		tb.Fatalf("reconnect worker %s: %v", w.Name, err)
 	}
+	w.HTTP = endpoint(tb, w.Container, "8480/tcp", "http")
 }
 
 // Stop sends SIGTERM and waits up to timeout for the worker to exit
@@ -149,6 +174,23 @@ func (w *Worker) Stop(tb testing.TB, timeout time.Duration) {
 	if err := w.Container.Stop(context.Background(), &timeout); err != nil {
 		tb.Fatalf("stop worker %s: %v", w.Name, err)
 	}
+}
+
+// Ready reports whether the worker's /readyz answers 200: connected to
+// NATS, its streams and buckets reachable.
+func (w *Worker) Ready() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.HTTP+"/readyz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // Metric returns the sum of the samples of a Prometheus counter or gauge

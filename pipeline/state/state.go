@@ -555,7 +555,14 @@ func (n *snapshot) defaultRoute(account, region string) []*pipeline.Destination 
 		return r.([]*pipeline.Destination)
 	}
 	d := *n.def
-	d.ID = pipeline.DestinationID("default", account, region, n.def.Root, n.def.Prefix)
+	// Like a declared destination's, the id names where objects go (the
+	// root, or the bucket), so that pointing the default destination
+	// elsewhere starts a new destination that exports every id afresh.
+	target := n.def.Root
+	if n.def.Type == pipeline.DestinationS3 {
+		target = n.def.Arn
+	}
+	d.ID = pipeline.DestinationID("default", account, region, target, n.def.Prefix)
 	d.Account, d.Region, d.Default = account, region, true
 	actual, _ := n.defaults.LoadOrStore(o, []*pipeline.Destination{&d})
 	return actual.([]*pipeline.Destination)

@@ -409,12 +409,16 @@ func (e *env) allLatest(p *plan) bool {
 // waitSettled waits until every finding is exported (the latest version of
 // every active id), every sealed batch has been written by every export
 // consumer, and no update window is pending, so that late rewrites are
-// seen before the check.
+// seen before the check. When the time runs out it fails the test and
+// returns, so that the check still counts and reports what was lost.
 func (e *env) waitSettled(p *plan, timeout time.Duration) {
 	e.t.Helper()
-	e2e.Eventually(e.t, timeout, "every accepted finding exported", func() bool { return e.allLatest(p) })
+	if !poll(timeout, func() bool { return e.allLatest(p) }) {
+		e.t.Errorf("timed out after %s waiting for every accepted finding exported", timeout)
+		return
+	}
 	ctx := context.Background()
-	e2e.Eventually(e.t, time.Minute, "ingest, objects and events consumers idle, no update window pending", func() bool {
+	idle := poll(time.Minute, func() bool {
 		for _, c := range []struct{ stream, consumer string }{
 			{natsx.StreamFindings, natsx.ConsumerIngest}, {natsx.StreamBatches, natsx.ConsumerObjects}, {natsx.StreamBatches, natsx.ConsumerEvents},
 		} {
@@ -440,6 +444,24 @@ func (e *env) waitSettled(p *plan, timeout time.Duration) {
 		}
 		return true
 	})
+	if !idle {
+		e.t.Errorf("timed out after 1m waiting for the ingest, objects and events consumers to be idle and no update window pending")
+	}
+}
+
+// poll is e2e.Eventually without failing: it reports whether cond held
+// before timeout.
+func poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	pause := 10 * time.Millisecond
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pause)
+		pause = min(pause*3/2, 250*time.Millisecond)
+	}
+	return true
 }
 
 // result is a test's line of the suite's table.

@@ -57,7 +57,11 @@ func TestScaleOut(t *testing.T) {
 			t.Errorf("%d workers: their metrics count %d exported lines, the bucket holds %d", n, sum, r.exported)
 		}
 		r.note = "shares " + strings.Join(shares, "/")
-		report(t, fmt.Sprintf("%s/%d-worker%s", t.Name(), n, map[bool]string{true: "s"}[n > 1]), start, r)
+		name := fmt.Sprintf("%s/%d-workers", t.Name(), n)
+		if n == 1 {
+			name = t.Name() + "/1-worker"
+		}
+		report(t, name, start, r)
 		e.checkWorkers()
 		for _, w := range e.workers {
 			w.Stop(t, 15*time.Second)

@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/gdexport/gdexport/pipeline"
+	"github.com/gdexport/gdexport/pipeline/export"
 	"github.com/gdexport/gdexport/pipeline/natsx"
 	"github.com/gdexport/gdexport/stages/window"
 	"github.com/gdexport/gdexport/testing/containers"
@@ -87,9 +90,10 @@ func (e *env) receivingWorker(ws []*containers.Worker) *containers.Worker {
 }
 
 // TestWorkerKilledMidFlush runs three workers with 5-second update windows
-// and findings with up to 8 versions, and kills with SIGKILL the worker
-// that has just claimed a window flush, before it releases the claim: the
-// flush is cut in the middle. Another worker takes the flush over when the
+// and findings with up to 8 versions, and kills with SIGKILL a worker that
+// has claimed a window flush as soon as the flush has sealed its first
+// batch, before it releases the claim: the flush is cut in the middle,
+// part sealed, part not. Another worker takes the flush over when the
 // lease runs out and finishes it: what was sealed stays sealed, nothing is
 // sealed twice, every id's latest active version is exported exactly once.
 func TestWorkerKilledMidFlush(t *testing.T) {
@@ -99,6 +103,7 @@ func TestWorkerKilledMidFlush(t *testing.T) {
 	e.startWorkers(3)
 	p := newPlan(t, generator.Config{Seed: 31, Versions: 6000, MaxVersionsPerID: 8})
 	claims := e.watchClaims()
+	sealed := e.watchSealed()
 	published := e.publish(p.msgs, 200, 500*time.Millisecond)
 
 	byName := map[string]*containers.Worker{}
@@ -122,17 +127,33 @@ func TestWorkerKilledMidFlush(t *testing.T) {
 			attempt-- // a claim of a worker killed already
 			continue
 		}
+		// Kill it once the flush has sealed a batch of its window.
+		dest, window := claimWindow(c.key)
+		firstSeal := time.After(10 * time.Second)
+		sawSeal := false
+	waitSeal:
+		for {
+			select {
+			case b := <-sealed:
+				if b.Destination == dest && b.Window == window && b.Lane == pipeline.LaneUpdate {
+					sawSeal = true
+					break waitSeal
+				}
+			case <-firstSeal:
+				break waitSeal // sealed nothing in 10s: kill it anyway, and try again
+			}
+		}
 		w.Kill(t)
 		delete(byName, w.Name)
 		// The flush was cut when its claim outlives its holder: a flush
 		// releases its claim only when done.
 		if held, err := e.claimHeldBy(c.key, c.worker); err != nil {
 			t.Fatal(err)
-		} else if held {
+		} else if held && sawSeal {
 			killed, claimKey = w, c.key
 			break
 		}
-		t.Logf("attempt %d: %s finished the flush of %s before the kill landed; again with a fresh worker", attempt, w.Name, c.key)
+		t.Logf("attempt %d: the kill of %s did not land between the first and the last seal of the flush of %s; again with a fresh worker", attempt, w.Name, c.key)
 		nw := e.startWorker()
 		byName[nw.Name] = nw
 	}
@@ -152,7 +173,7 @@ func TestWorkerKilledMidFlush(t *testing.T) {
 		t.Errorf("no surviving worker logged taking over the flush %s", claimKey)
 	}
 	r := e.check(p)
-	r.note = fmt.Sprintf("killed %s mid-flush of %s with %d exported; taken over by %s", killed.Name, shortKey(claimKey), exportedBefore, tookOver)
+	r.note = fmt.Sprintf("killed %s after the first seal of the flush of %s, %d exported; taken over by %s", killed.Name, shortKey(claimKey), exportedBefore, tookOver)
 	report(t, t.Name(), start, r)
 	e.checkWorkers()
 }
@@ -232,12 +253,38 @@ func (e *env) claimHeldBy(key, worker string) (bool, error) {
 	return c.Worker == worker, nil
 }
 
+// watchSealed reports every batch record sealed from now on (a plain NATS
+// subscription sees what the BATCHES stream stores) until the test ends.
+func (e *env) watchSealed() <-chan *pipeline.Batch {
+	e.t.Helper()
+	out := make(chan *pipeline.Batch, 1024)
+	sub, err := e.nc.Subscribe(natsx.SubjectBatches, func(m *nats.Msg) {
+		b, err := export.ParseBatch(m.Data)
+		if err != nil || b.Abandoned {
+			return
+		}
+		select {
+		case out <- b:
+		default: // the test reads only a few
+		}
+	})
+	if err != nil {
+		e.t.Fatalf("watch sealed batches: %v", err)
+	}
+	e.t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return out
+}
+
+// claimWindow splits a claim key (claim.<destination>.<window start>).
+func claimWindow(key string) (dest string, start int64) {
+	rest := strings.TrimPrefix(key, "claim.")
+	i := strings.LastIndexByte(rest, '.')
+	start, _ = strconv.ParseInt(rest[i+1:], 10, 64)
+	return rest[:i], start
+}
+
 // shortKey names a claim's window by its start, for the result line.
 func shortKey(key string) string {
-	i := strings.LastIndexByte(key, '.')
-	start, err := strconv.ParseInt(key[i+1:], 10, 64)
-	if err != nil {
-		return key
-	}
+	_, start := claimWindow(key)
 	return "window " + time.UnixMilli(start).UTC().Format("15:04:05")
 }

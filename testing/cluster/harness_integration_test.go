@@ -413,12 +413,12 @@ func (e *env) allLatest(p *plan) bool {
 // returns, so that the check still counts and reports what was lost.
 func (e *env) waitSettled(p *plan, timeout time.Duration) {
 	e.t.Helper()
-	if !poll(timeout, func() bool { return e.allLatest(p) }) {
+	if !e2e.Poll(timeout, func() bool { return e.allLatest(p) }) {
 		e.t.Errorf("timed out after %s waiting for every accepted finding exported", timeout)
 		return
 	}
 	ctx := context.Background()
-	idle := poll(time.Minute, func() bool {
+	idle := e2e.Poll(time.Minute, func() bool {
 		for _, c := range []struct{ stream, consumer string }{
 			{natsx.StreamFindings, natsx.ConsumerIngest}, {natsx.StreamBatches, natsx.ConsumerObjects}, {natsx.StreamBatches, natsx.ConsumerEvents},
 		} {
@@ -447,21 +447,6 @@ func (e *env) waitSettled(p *plan, timeout time.Duration) {
 	if !idle {
 		e.t.Errorf("timed out after 1m waiting for the ingest, objects and events consumers to be idle and no update window pending")
 	}
-}
-
-// poll is e2e.Eventually without failing: it reports whether cond held
-// before timeout.
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	pause := 10 * time.Millisecond
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(pause)
-		pause = min(pause*3/2, 250*time.Millisecond)
-	}
-	return true
 }
 
 // result is a test's line of the suite's table.

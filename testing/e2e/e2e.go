@@ -161,15 +161,24 @@ func ReadStream(t testing.TB, js jetstream.JetStream, stream, filter string) []S
 // an expensive cond does not starve what it waits for.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Poll(timeout, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+// Poll is Eventually without failing the test: it polls cond the same way
+// and reports whether it held before timeout passed.
+func Poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	pause := 10 * time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(pause)
 		pause = min(pause*3/2, 250*time.Millisecond)
 	}
+	return true
 }
 
 // LogConsumers logs the state of every consumer of the given streams: what

@@ -89,7 +89,7 @@ func (e *env) receivingWorker(ws []*containers.Worker) *containers.Worker {
 	return best
 }
 
-// TestWorkerKilledMidFlush runs three workers with 5-second update windows
+// TestWorkerKilledMidFlush runs three workers with 10-second update windows
 // and findings with up to 8 versions, and kills with SIGKILL a worker that
 // has claimed a window flush as soon as the flush has sealed its first
 // batch, before it releases the claim: the flush is cut in the middle,
@@ -98,8 +98,9 @@ func (e *env) receivingWorker(ws []*containers.Worker) *containers.Worker {
 // sealed twice, every id's latest active version is exported exactly once.
 func TestWorkerKilledMidFlush(t *testing.T) {
 	start := time.Now()
-	// Small objects make a flush many seals long, so the kill lands inside.
-	e := setup(t, options{windowOverride: 5 * time.Second, maxBatchFindings: 50})
+	// Small objects and 10-second windows make a flush many seals long, so
+	// that a kill lands inside even on a busy machine.
+	e := setup(t, options{windowOverride: 10 * time.Second, maxBatchFindings: 20})
 	e.startWorkers(3)
 	p := newPlan(t, generator.Config{Seed: 31, Versions: 6000, MaxVersionsPerID: 8})
 	claims := e.watchClaims()
@@ -113,7 +114,7 @@ func TestWorkerKilledMidFlush(t *testing.T) {
 	var killed *containers.Worker
 	var claimKey string
 	for attempt := 1; killed == nil; attempt++ {
-		if attempt > 4 {
+		if attempt > 6 {
 			t.Fatalf("no kill landed inside a window flush in %d attempts", attempt-1)
 		}
 		var c claimSeen

@@ -142,26 +142,56 @@ func GetSeqs(ctx context.Context, nc *nats.Conn, stream string, seqs []uint64) (
 	return out, nil
 }
 
-// confirmMissing asks the stream's leader (the non-direct message API) for
-// sequences a direct get did not find; those it finds are added to out.
+// msgGetResponse is the answer of the stream message API
+// ($JS.API.STREAM.MSG.GET.<stream>), which only the stream's leader gives.
+type msgGetResponse struct {
+	Error *struct {
+		Code        int    `json:"code"`
+		ErrorCode   int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error,omitempty"`
+	Message *struct {
+		Subject  string    `json:"subject"`
+		Sequence uint64    `json:"seq"`
+		Header   []byte    `json:"hdrs,omitempty"`
+		Data     []byte    `json:"data,omitempty"`
+		Time     time.Time `json:"time"`
+	} `json:"message,omitempty"`
+}
+
+// confirmMissing asks the stream's leader, through the stream message API,
+// for sequences a direct get did not find; those it finds are added to
+// out. Not through nats.go's Stream.GetMsg: on a stream with AllowDirect
+// that is a direct get too, which the same lagging replica may answer.
 func confirmMissing(ctx context.Context, nc *nats.Conn, stream string, seqs []uint64, out map[uint64]StoredMsg) error {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", stream, err)
-	}
 	for _, seq := range seqs {
-		raw, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
+		rctx, cancel := context.WithTimeout(ctx, ReplyTimeout)
+		body := append(strconv.AppendUint([]byte(`{"seq":`), seq, 10), '}')
+		reply, err := nc.RequestWithContext(rctx, "$JS.API.STREAM.MSG.GET."+stream, body)
+		cancel()
 		if err != nil {
-			return fmt.Errorf("get message %d of %s: %w", seq, stream, err)
+			return fmt.Errorf("get message %d of %s from its leader: %w", seq, stream, err)
 		}
-		out[seq] = StoredMsg{Subject: raw.Subject, Seq: raw.Sequence, Time: raw.Time, Header: raw.Header, Data: raw.Data}
+		var resp msgGetResponse
+		if err := json.Unmarshal(reply.Data, &resp); err != nil {
+			return fmt.Errorf("get message %d of %s from its leader: %w", seq, stream, err)
+		}
+		if resp.Error != nil {
+			if resp.Error.ErrorCode == int(jetstream.JSErrCodeMessageNotFound) {
+				continue
+			}
+			return fmt.Errorf("%w on %s: message %d: %s (%d)", ErrDirectGet, stream, seq, resp.Error.Description, resp.Error.ErrorCode)
+		}
+		if resp.Message == nil {
+			return fmt.Errorf("get message %d of %s from its leader: empty answer", seq, stream)
+		}
+		var hdr nats.Header
+		if len(resp.Message.Header) > 0 {
+			if hdr, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
+				return fmt.Errorf("get message %d of %s from its leader: headers: %w", seq, stream, err)
+			}
+		}
+		out[seq] = StoredMsg{Subject: resp.Message.Subject, Seq: resp.Message.Sequence, Time: resp.Message.Time, Header: hdr, Data: resp.Message.Data}
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ FUZZTIME  ?= 30s
 export TESTCONTAINERS_RYUK_DISABLED := true
 export TESTCONTAINERS_HOST_OVERRIDE := 127.0.0.1
 
-.PHONY: build run test test-unit lint fuzz bench clean chromium
+.PHONY: build run test test-unit lint fuzz bench clean chromium image images
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/gdexport
@@ -16,9 +16,15 @@ run: build
 	./deployments/local/run.sh
 
 # All tests: unit, end-to-end on embedded NATS, multi-process, fuzz seed
-# corpora, and the integration suite (build tag integration).
+# corpora, and the integration suite (build tag integration). The container
+# tests of testing/cluster write one result line each to $(RESULTS), shown
+# at the end as the suite's table (go test shows nothing of a passing
+# package).
+RESULTS := $(CURDIR)/bin/test-results.txt
 test: build chromium
-	$(GO) test -count=1 -timeout 45m -tags integration $(PKGS)
+	@rm -f $(RESULTS)
+	@GDEXPORT_TEST_RESULTS=$(RESULTS) $(GO) test -count=1 -timeout 45m -tags integration $(PKGS); rc=$$?; \
+	  if [ -s $(RESULTS) ]; then echo "container tests (testing/cluster):"; cat $(RESULTS); fi; exit $$rc
 
 # The status page is tested in headless Chromium, from Debian's package.
 chromium:
@@ -47,6 +53,15 @@ BENCH_FLAGS ?=
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./stages/... ./pipeline/wmjs/
 	$(GO) run ./testing/bench/cmd/gdexport-bench $(BENCH_FLAGS)
+
+# gdexport's image, gdexport/gdexport:local, FROM scratch (deployments/Dockerfile);
+# no registry needed. `images` also builds the NATS, MinIO and local-kms images
+# of deployments/docker-compose.yml. Each is rebuilt only when its inputs change.
+image:
+	$(GO) run ./testing/containers/cmd/gdexport-images gdexport
+
+images:
+	$(GO) run ./testing/containers/cmd/gdexport-images
 
 clean:
 	rm -rf bin data

@@ -89,6 +89,25 @@ const (
 	exportAckWait = 30 * time.Second
 )
 
+// asyncAckTimeout bounds the wait for the ack of an asynchronous publish
+// (the seal's compare-and-set claims, staged updates, events). Without it
+// an ack lost with its connection (a partition) is waited for forever, and
+// the messages of the batch are kept alive by InProgress all that time.
+const asyncAckTimeout = 10 * time.Second
+
+// takeover returns the ack waits of the ingest and export consumers and the
+// lease of a window flush: 30s, 30s and 60s, or the test-only
+// ackWaitOverride, twice it for the lease. The ingest ack wait is at least
+// three newFindingDelays, so that a message waiting in an open batch is
+// kept alive (every third of it) before it could expire.
+func (c workerConfig) takeover() (ingest, export, lease time.Duration) {
+	ingest, export, lease = ingestAckWait, exportAckWait, 0 // 0: the flusher's default (60s)
+	if o := c.AckWaitOverride.D(); o > 0 {
+		ingest, export, lease = o, o, 2*o
+	}
+	return max(ingest, 3*c.NewFindingDelay.D()), export, lease
+}
+
 // Worker is one gdexport worker. Any number of workers share one JetStream
 // and split the work.
 type Worker struct {
@@ -188,7 +207,7 @@ func (w *Worker) connect() error {
 		return fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
 	w.nc = nc
-	w.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	w.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(asyncAckTimeout))
 	return err
 }
 
@@ -208,7 +227,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Held messages are kept alive with InProgress (window.Holds), so the
 	// ack wait only decides how soon the messages of a crashed worker go
 	// to another one.
-	ackWait := max(ingestAckWait, 3*w.cfg.NewFindingDelay.D())
+	ackWait, exportWait, lease := w.cfg.takeover()
 	w.topo, err = natsx.Ensure(setupCtx, w.js, natsx.TopologyConfig{
 		Replicas: w.cfg.NATS.Replicas, Retention: w.cfg.Retention.D(), IngestAckWait: ackWait, Atomic: w.atomic(),
 	})
@@ -273,7 +292,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		Delay: w.cfg.NewFindingDelay.D(), MaxFindings: w.cfg.MaxBatchFindings, MaxBytes: w.cfg.MaxBatchBytes,
 	}, sealer, w.log)
 	w.flusher = window.NewFlusher(w.js, w.topo.Flushes, w.topo.WindowsStream, sealer, w.store, w.log, window.FlusherOptions{
-		Worker: workerName(), Grace: grace, MaxFindings: w.cfg.MaxBatchFindings, MaxBytes: w.cfg.MaxBatchBytes,
+		Worker: workerName(), Grace: grace, Lease: lease, MaxFindings: w.cfg.MaxBatchFindings, MaxBytes: w.cfg.MaxBatchBytes,
 		OnFlushed: w.stats.Flushed,
 	})
 	bg.Add(1)
@@ -287,7 +306,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.buildSinks(); err != nil {
 		return err
 	}
-	router, err := w.exportRouter()
+	router, err := w.exportRouter(exportWait)
 	if err != nil {
 		return err
 	}
@@ -408,8 +427,8 @@ func (w *Worker) closeConn() {
 }
 
 // exportRouter builds the Watermill router of the export path: one durable
-// consumer per sink kind on the BATCHES stream.
-func (w *Worker) exportRouter() (*message.Router, error) {
+// consumer per sink kind on the BATCHES stream, each with ack wait ackWait.
+func (w *Worker) exportRouter(ackWait time.Duration) (*message.Router, error) {
 	wlog := watermill.NewSlogLoggerWithLevelMapping(w.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: w.opts.ShutdownGrace}, wlog)
 	if err != nil {
@@ -487,7 +506,7 @@ func (w *Worker) exportRouter() (*message.Router, error) {
 		sub, err := wmjs.NewSubscriber(w.js, wmjs.SubscriberConfig{
 			Durable:       func(string) string { return h.consumer },
 			Stream:        func(string) string { return natsx.StreamBatches },
-			AckWait:       exportAckWait,
+			AckWait:       ackWait,
 			MaxAckPending: 256,
 			FetchBatch:    16,
 			// Each batch in flight holds its compressed object (a few MB

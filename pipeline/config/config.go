@@ -57,6 +57,14 @@ type Config struct {
 	// length. Test-only: it lets process and container tests run real
 	// windows in seconds. Never set it in production.
 	WindowOverride Duration `yaml:"windowOverride,omitempty"`
+	// AckWaitOverride replaces the ack waits of the ingest and export
+	// consumers (30s) and sets the lease of a window flush (60s) to twice
+	// it: how long the work of a worker that died or lost its connection
+	// waits before another worker takes it. Test-only: it lets container
+	// tests partition a worker for longer than its ack wait in seconds.
+	// Never set it in production (a short ack wait redelivers work that a
+	// slow but live worker still holds).
+	AckWaitOverride Duration `yaml:"ackWaitOverride,omitempty"`
 	// Retention is how long findings stay in JetStream (default 2160h, 90 days).
 	Retention Duration `yaml:"retention,omitempty"`
 	// MaxBatchFindings and MaxBatchBytes bound one object (defaults 10000

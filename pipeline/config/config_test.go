@@ -82,6 +82,8 @@ func TestValidateNamesEveryProblemWithItsPath(t *testing.T) {
 		{"delay too long", `newFindingDelay: 10m`, []string{"newFindingDelay: 10m0s is out of range"}},
 		{"aws source", `eventBus: {eventbridge: {source: aws.guardduty}}`, []string{`eventBus.eventbridge.source: "aws.guardduty"`}},
 		{"durability", `nats: {durability: paranoid}`, []string{`nats.durability: "paranoid": expected strict or fast`}},
+		// A sub-second ack wait would redeliver work that live workers hold.
+		{"ack wait override", `ackWaitOverride: 100ms`, []string{"ackWaitOverride: 100ms is too short"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -47,6 +47,9 @@ func (c *Config) Validate() error {
 	if c.WindowOverride < 0 {
 		add("windowOverride", "%s must not be negative", c.WindowOverride.D())
 	}
+	if c.AckWaitOverride != 0 && c.AckWaitOverride.D() < time.Second {
+		add("ackWaitOverride", "%s is too short: expected at least 1s (test-only; leave it unset in production)", c.AckWaitOverride.D())
+	}
 	if c.MaxBatchFindings < 0 {
 		add("maxBatchFindings", "%d must not be negative", c.MaxBatchFindings)
 	}

@@ -27,6 +27,16 @@ type StoredMsg struct {
 // ErrDirectGet is returned when a direct get answers with an error status.
 var ErrDirectGet = errors.New("direct get")
 
+// ErrNoReply is returned when a direct get waited ReplyTimeout for a reply
+// and none came: the request or its reply was lost (a partition, a server
+// that went away), which NATS never reports otherwise.
+var ErrNoReply = errors.New("direct get: no reply")
+
+// ReplyTimeout is how long a direct get waits for its next reply, whatever
+// the caller's context allows: a lost reply must not hold a worker (and
+// the messages it keeps alive) forever. A variable so tests can shorten it.
+var ReplyTimeout = 10 * time.Second
+
 // maxMultiLast is the server's limit of subjects answered by one multi-last
 // direct get.
 const maxMultiLast = 1024
@@ -88,6 +98,8 @@ func GetSeqs(ctx context.Context, nc *nats.Conn, stream string, seqs []uint64) (
 
 	var notFound []uint64
 	sent, inFlight := 0, 0
+	idle := time.NewTimer(ReplyTimeout)
+	defer idle.Stop()
 	for sent < len(want) || inFlight > 0 {
 		for inFlight < getWindow && sent < len(want) {
 			body := strconv.AppendUint([]byte(`{"seq":`), want[sent], 10)
@@ -102,7 +114,10 @@ func GetSeqs(ctx context.Context, nc *nats.Conn, stream string, seqs []uint64) (
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("direct get on %s: %d of %d replies: %w", stream, len(out)+len(notFound), len(want), ctx.Err())
+		case <-idle.C:
+			return nil, fmt.Errorf("%w on %s within %s: %d of %d replies", ErrNoReply, stream, ReplyTimeout, len(out)+len(notFound), len(want))
 		case m := <-ch:
+			idle.Reset(ReplyTimeout)
 			inFlight--
 			sm, found, err := parseStored(stream, m)
 			if err != nil {
@@ -127,26 +142,56 @@ func GetSeqs(ctx context.Context, nc *nats.Conn, stream string, seqs []uint64) (
 	return out, nil
 }
 
-// confirmMissing asks the stream's leader (the non-direct message API) for
-// sequences a direct get did not find; those it finds are added to out.
+// msgGetResponse is the answer of the stream message API
+// ($JS.API.STREAM.MSG.GET.<stream>), which only the stream's leader gives.
+type msgGetResponse struct {
+	Error *struct {
+		Code        int    `json:"code"`
+		ErrorCode   int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error,omitempty"`
+	Message *struct {
+		Subject  string    `json:"subject"`
+		Sequence uint64    `json:"seq"`
+		Header   []byte    `json:"hdrs,omitempty"`
+		Data     []byte    `json:"data,omitempty"`
+		Time     time.Time `json:"time"`
+	} `json:"message,omitempty"`
+}
+
+// confirmMissing asks the stream's leader, through the stream message API,
+// for sequences a direct get did not find; those it finds are added to
+// out. Not through nats.go's Stream.GetMsg: on a stream with AllowDirect
+// that is a direct get too, which the same lagging replica may answer.
 func confirmMissing(ctx context.Context, nc *nats.Conn, stream string, seqs []uint64, out map[uint64]StoredMsg) error {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", stream, err)
-	}
 	for _, seq := range seqs {
-		raw, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
+		rctx, cancel := context.WithTimeout(ctx, ReplyTimeout)
+		body := append(strconv.AppendUint([]byte(`{"seq":`), seq, 10), '}')
+		reply, err := nc.RequestWithContext(rctx, "$JS.API.STREAM.MSG.GET."+stream, body)
+		cancel()
 		if err != nil {
-			return fmt.Errorf("get message %d of %s: %w", seq, stream, err)
+			return fmt.Errorf("get message %d of %s from its leader: %w", seq, stream, err)
 		}
-		out[seq] = StoredMsg{Subject: raw.Subject, Seq: raw.Sequence, Time: raw.Time, Header: raw.Header, Data: raw.Data}
+		var resp msgGetResponse
+		if err := json.Unmarshal(reply.Data, &resp); err != nil {
+			return fmt.Errorf("get message %d of %s from its leader: %w", seq, stream, err)
+		}
+		if resp.Error != nil {
+			if resp.Error.ErrorCode == int(jetstream.JSErrCodeMessageNotFound) {
+				continue
+			}
+			return fmt.Errorf("%w on %s: message %d: %s (%d)", ErrDirectGet, stream, seq, resp.Error.Description, resp.Error.ErrorCode)
+		}
+		if resp.Message == nil {
+			return fmt.Errorf("get message %d of %s from its leader: empty answer", seq, stream)
+		}
+		var hdr nats.Header
+		if len(resp.Message.Header) > 0 {
+			if hdr, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
+				return fmt.Errorf("get message %d of %s from its leader: headers: %w", seq, stream, err)
+			}
+		}
+		out[seq] = StoredMsg{Subject: resp.Message.Subject, Seq: resp.Message.Sequence, Time: resp.Message.Time, Header: hdr, Data: resp.Message.Data}
 	}
 	return nil
 }
@@ -185,11 +230,16 @@ func multiLast(ctx context.Context, nc *nats.Conn, stream string, subjects []str
 	if err := nc.PublishMsg(&nats.Msg{Subject: directSubject(stream), Reply: inbox, Data: body}); err != nil {
 		return fmt.Errorf("direct get on %s: %w", stream, err)
 	}
+	idle := time.NewTimer(ReplyTimeout)
+	defer idle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("direct get on %s: %w", stream, ctx.Err())
+		case <-idle.C:
+			return fmt.Errorf("%w on %s within %s: %d of %d subjects answered", ErrNoReply, stream, ReplyTimeout, len(out), len(subjects))
 		case m := <-ch:
+			idle.Reset(ReplyTimeout)
 			switch m.Header.Get("Status") {
 			case "204", "404": // end of batch; nothing (more) found
 				return nil

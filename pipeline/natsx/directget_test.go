@@ -2,11 +2,13 @@ package natsx_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -120,5 +122,99 @@ func TestLastForSubjects(t *testing.T) {
 		if !ok || string(m.Data) != fmt.Sprintf("%d-1", i) {
 			t.Errorf("%s: got %q, want the last value %d-1", subj, m.Data, i)
 		}
+	}
+}
+
+// A direct get whose request or reply is lost (a partition) fails after
+// ReplyTimeout even when the caller's context has no deadline: a sealer
+// waiting for it would otherwise hold its messages forever.
+func TestDirectGetLostReply(t *testing.T) {
+	nc := natstest.Connect(t)
+	// A responder that swallows every request, as a partition would.
+	sub, err := nc.Subscribe("$JS.API.DIRECT.GET.LOST", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	defer func(d time.Duration) { natsx.ReplyTimeout = d }(natsx.ReplyTimeout)
+	natsx.ReplyTimeout = 200 * time.Millisecond
+	cases := []struct {
+		name string
+		get  func() error
+	}{
+		{"multi-last", func() error {
+			_, err := natsx.LastForSubjects(context.Background(), nc, "LOST", []string{"a", "b"})
+			return err
+		}},
+		{"by sequence", func() error {
+			_, err := natsx.GetSeqs(context.Background(), nc, "LOST", []uint64{1, 2, 3})
+			return err
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			err := c.get()
+			if !errors.Is(err, natsx.ErrNoReply) {
+				t.Fatalf("err = %v, want ErrNoReply", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("gave up after %s, want about %s", d, natsx.ReplyTimeout)
+			}
+		})
+	}
+}
+
+// A direct get answered "not found" by a replica that lags behind is
+// checked with the stream's leader through the stream message API, never
+// by another direct get that the same replica could answer: a sealed
+// finding is never taken for expired.
+func TestGetSeqsLaggingReplica(t *testing.T) {
+	// A server without JetStream, so that only the fakes below answer the
+	// JetStream API subjects.
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	// LAG stands for a stream whose direct gets a lagging replica answers
+	// (not found) while its leader holds message 7.
+	direct, err := nc.Subscribe("$JS.API.DIRECT.GET.LAG", func(m *nats.Msg) {
+		_ = m.RespondMsg(&nats.Msg{Header: nats.Header{"Status": {"404"}, "Description": {"Message Not Found"}}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Unsubscribe()
+	leader, err := nc.Subscribe("$JS.API.STREAM.MSG.GET.LAG", func(m *nats.Msg) {
+		switch string(m.Data) {
+		case `{"seq":7}`:
+			_ = m.Respond([]byte(`{"type":"io.nats.jetstream.api.v1.stream_msg_get_response","message":{"subject":"t.7","seq":7,"data":"c2VhbGVk","time":"2026-03-14T12:00:00Z"}}`))
+		default:
+			_ = m.Respond([]byte(`{"type":"io.nats.jetstream.api.v1.stream_msg_get_response","error":{"code":404,"err_code":10037,"description":"no message found"}}`))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Unsubscribe()
+	got, err := natsx.GetSeqs(context.Background(), nc, "LAG", []uint64{7, 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := got[7]; !ok || string(m.Data) != "sealed" || m.Subject != "t.7" {
+		t.Fatalf("message 7: %+v, %v; want the leader's copy", m, ok)
+	}
+	if _, ok := got[8]; ok || len(got) != 1 {
+		t.Fatalf("got %d messages; want only 7 (8 is gone on the leader too)", len(got))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -142,9 +143,42 @@ type Topology struct {
 	Config TopologyConfig
 }
 
+// ensureAttempt bounds one JetStream API call of Ensure. A call whose
+// answer does not come in time is made again (each is idempotent) until
+// Ensure's context ends: on a cluster that has just formed, routes are
+// still being replaced and an answer may be lost, which would otherwise
+// cost the caller's whole deadline.
+var ensureAttempt = 5 * time.Second
+
+// retry calls fn, each time with a context bounded by ensureAttempt, until
+// it succeeds, fails for another reason than a missing answer, or ctx
+// ends; it returns fn's last error.
+func retry[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
+		v, err := fn(actx)
+		cancel()
+		lost := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
+		if err == nil || !lost || ctx.Err() != nil {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // Ensure creates or updates every stream, bucket and durable consumer.
 // It is idempotent: each worker calls it at start, and a second call with
-// the same configuration changes nothing.
+// the same configuration changes nothing. Each is created first and
+// updated only when it exists with another configuration: workers that
+// start together on a new cluster then all create the same resources,
+// which JetStream answers alike, whereas an update racing a creation
+// (nats.go's CreateOrUpdate*) goes unanswered and stalls the cluster's
+// API for tens of seconds. A call left without an answer is made again
+// until ctx ends.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*Topology, error) {
 	cfg.defaults()
 	t := &Topology{Config: cfg}
@@ -165,7 +199,13 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*T
 		if sc.Name == StreamEvents {
 			sc.AllowAtomicPublish = cfg.Atomic || isAtomic(ctx, js, sc.Name)
 		}
-		s, err := js.CreateOrUpdateStream(ctx, sc)
+		s, err := retry(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+			s, err := js.CreateStream(ctx, sc)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				return js.UpdateStream(ctx, sc)
+			}
+			return s, err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
@@ -192,18 +232,22 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*T
 		{&t.Status, BucketStatus, 0, "publishing status of each destination, by destination id"},
 	}
 	for _, b := range buckets {
-		atomic := b.name == BucketExported || b.name == BucketWindows
-		*b.kv, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{
-			Bucket: b.name, Description: b.desc, TTL: b.ttl, Replicas: cfg.Replicas, Storage: jetstream.FileStorage,
-		}, atomic && cfg.Atomic)
+		// Buckets are created, then brought to kc through their stream's
+		// configuration (ensureBucket), never recreated from kc: that
+		// would turn off the atomic publishing a bucket gained.
+		atomic := (b.name == BucketExported || b.name == BucketWindows) && cfg.Atomic
+		kc := jetstream.KeyValueConfig{Bucket: b.name, Description: b.desc, TTL: b.ttl, Replicas: cfg.Replicas, Storage: jetstream.FileStorage}
+		*b.kv, err = retry(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+			return ensureBucket(ctx, js, kc, atomic)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("ensure bucket %s: %w", b.name, err)
 		}
 	}
-	if t.WindowsStream, err = js.Stream(ctx, "KV_"+BucketWindows); err != nil {
+	if t.WindowsStream, err = retry(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, "KV_"+BucketWindows) }); err != nil {
 		return nil, fmt.Errorf("stream of bucket %s: %w", BucketWindows, err)
 	}
-	t.Ingest, err = js.CreateOrUpdateConsumer(ctx, StreamFindings, jetstream.ConsumerConfig{
+	ingest := jetstream.ConsumerConfig{
 		Durable:       ConsumerIngest,
 		Description:   "decode, filter, route and batch findings; shared by every worker",
 		FilterSubject: SubjectFindings,
@@ -212,6 +256,13 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg TopologyConfig) (*T
 		MaxAckPending: cfg.IngestMaxAckPending,
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	t.Ingest, err = retry(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+		c, err := js.CreateConsumer(ctx, StreamFindings, ingest)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			return js.UpdateConsumer(ctx, StreamFindings, ingest)
+		}
+		return c, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s on %s: %w", ConsumerIngest, StreamFindings, err)

@@ -32,7 +32,14 @@ func DestinationKey(account, region, id string) string { return account + "." + 
 // region): its own id, derived from both, and def's other properties.
 func DefaultInstance(def *pipeline.Destination, account, region string) *pipeline.Destination {
 	d := *def
-	d.ID = pipeline.DestinationID("default", account, region, def.Root, def.Prefix)
+	// Like a declared destination's, the id names where objects go (the
+	// root, or the bucket), so that pointing the default destination
+	// elsewhere starts a new destination that exports every id afresh.
+	target := def.Root
+	if def.Type == pipeline.DestinationS3 {
+		target = def.Arn
+	}
+	d.ID = pipeline.DestinationID("default", account, region, target, def.Prefix)
 	d.Account, d.Region, d.Default = account, region, true
 	return &d
 }

@@ -476,3 +476,26 @@ func TestApplyFrequency(t *testing.T) {
 		t.Errorf("the file's declared frequency was not applied: %+v", d)
 	}
 }
+
+// The default destination's id names its bucket, as a LOCAL one's names its
+// root: pointing it at another bucket is a new destination, which exports
+// every finding id afresh instead of taking the old bucket's as exported.
+func TestDefaultS3DestinationIDNamesTheBucket(t *testing.T) {
+	id := func(bucket string) string {
+		e := start(t, &config.Config{DataDir: t.TempDir(), DefaultDestination: &config.Destination{DestinationType: "S3",
+			Endpoint:              "http://127.0.0.1:9000",
+			DestinationProperties: config.DestinationProperties{DestinationArn: "arn:aws:s3:::" + bucket, KmsKeyArn: "gdexport-key"}}})
+		ds, drop := e.store.RouteFinding(loner, east)
+		if drop != "" || len(ds) != 1 {
+			t.Fatalf("route to the default destination: %v, %q", ds, drop)
+		}
+		return ds[0].ID
+	}
+	a, b := id("findings-a"), id("findings-b")
+	if a == b {
+		t.Fatalf("default destinations on buckets findings-a and findings-b share the id %s", a)
+	}
+	if a2 := id("findings-a"); a2 != a {
+		t.Fatalf("the default destination on findings-a has ids %s and %s", a, a2)
+	}
+}

@@ -1,12 +1,14 @@
 package containers
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -120,8 +122,10 @@ type MinIO struct {
 }
 
 // StartMinIO starts MinIO with its data directory and /tmp on tmpfs, root
-// credentials and one built-in KMS key named "gdexport-key".
-func StartMinIO(tb testing.TB) *MinIO {
+// credentials and one built-in KMS key named "gdexport-key". opts customise
+// the container, for example tcnetwork.WithNetwork to give it an alias on
+// a test's network, or KeepData.
+func StartMinIO(tb testing.TB, opts ...testcontainers.CustomizeRequestOption) *MinIO {
 	tb.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -141,9 +145,37 @@ func StartMinIO(tb testing.TB) *MinIO {
 		},
 		Tmpfs:      map[string]string{"/data": "rw", "/tmp": "rw"},
 		WaitingFor: wait.ForHTTP("/minio/health/live").WithPort("9000/tcp").WithStartupTimeout(startTimeout),
-	})
+	}, opts...)
 	m.URL = endpoint(tb, m.Container, "9000/tcp", "http")
 	return m
+}
+
+// KeepData keeps MinIO's objects in the container's own file system instead
+// of a tmpfs, so that they survive Stop and Start (an outage).
+var KeepData testcontainers.CustomizeRequestOption = func(req *testcontainers.GenericContainerRequest) error {
+	delete(req.Tmpfs, "/data")
+	return nil
+}
+
+// Stop stops MinIO (an outage): clients get connection errors until Start.
+func (m *MinIO) Stop(tb testing.TB) {
+	tb.Helper()
+	timeout := 5 * time.Second
+	if err := m.Container.Stop(context.Background(), &timeout); err != nil {
+		tb.Fatalf("stop MinIO: %v", err)
+	}
+}
+
+// Start starts a stopped MinIO again and waits until it is live. Its
+// published port changes; URL is updated.
+func (m *MinIO) Start(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := m.Container.Start(ctx); err != nil {
+		tb.Fatalf("start MinIO: %v", err)
+	}
+	m.URL = endpoint(tb, m.Container, "9000/tcp", "http")
 }
 
 // LocalKMS is a local-kms server (the KMS API).
@@ -187,25 +219,21 @@ type NATS struct {
 // StartNATS starts one nats-server with JetStream, its store on tmpfs.
 func StartNATS(tb testing.TB) *NATS {
 	tb.Helper()
-	return startNATS(tb, "nats-0", nil)
-}
-
-func startNATS(tb testing.TB, name string, extra []string, opts ...testcontainers.CustomizeRequestOption) *NATS {
-	tb.Helper()
-	cmd := append([]string{"-js", "-n", name, "-p", "4222", "-m", "8222", "-sd", "/data"}, extra...)
+	const name = "nats-0"
 	c := start(tb, NATSTool, testcontainers.ContainerRequest{
-		Cmd:        cmd,
+		Cmd:        []string{"-js", "-n", name, "-p", "4222", "-m", "8222", "-sd", "/data"},
 		Tmpfs:      map[string]string{"/data": "rw"},
 		WaitingFor: wait.ForHTTP("/healthz?js-enabled-only=true").WithPort("8222/tcp").WithStartupTimeout(startTimeout),
-	}, opts...)
+	})
 	return &NATS{Container: c, Name: name, URL: endpoint(tb, c, "4222/tcp", "nats")}
 }
 
-// StartNATSCluster starts an n-node JetStream cluster (cluster name
-// gdexport) on a Docker network created for it: the nodes route to each
-// other by their aliases nats-0…nats-<n-1> on that network, and each
-// publishes its client port on 127.0.0.1. URLs returns the client URLs.
-func StartNATSCluster(tb testing.TB, n int) []*NATS {
+// ClusterSize is the number of nodes of StartNATSCluster's cluster, the
+// one deployments/nats/nats-cluster.conf describes.
+const ClusterSize = 3
+
+// NewNetwork creates a Docker network for the test, removed when it ends.
+func NewNetwork(tb testing.TB) *testcontainers.DockerNetwork {
 	tb.Helper()
 	Require(tb)
 	nw, err := tcnetwork.New(context.Background())
@@ -213,15 +241,47 @@ func StartNATSCluster(tb testing.TB, n int) []*NATS {
 	if err != nil {
 		tb.Fatalf("create network: %v", err)
 	}
-	routes := make([]string, n)
-	for i := range n {
-		routes[i] = fmt.Sprintf("nats://nats-%d:6222", i)
+	return nw
+}
+
+// StartNATSCluster starts the 3-node JetStream cluster of
+// deployments/nats/nats-cluster.conf (cluster name gdexport) on nw, or on
+// a network created for it when nw is nil: the nodes route to each other
+// by their aliases nats-0, nats-1 and nats-2 on that network, each with
+// its store on tmpfs, and each publishes its client port on 127.0.0.1.
+// It returns once every node answers /healthz (the cluster has a meta
+// leader); URLs gives the client URLs and ClusterURL the in-network ones.
+func StartNATSCluster(tb testing.TB, nw *testcontainers.DockerNetwork) []*NATS {
+	tb.Helper()
+	Require(tb)
+	if nw == nil {
+		nw = NewNetwork(tb)
 	}
-	nodes := make([]*NATS, n)
-	for i := range n {
+	root, err := RepoRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	conf, err := os.ReadFile(filepath.Join(root, "deployments", "nats", "nats-cluster.conf"))
+	if err != nil {
+		tb.Fatalf("NATS cluster configuration: %v", err)
+	}
+	nodes := make([]*NATS, ClusterSize)
+	for i := range ClusterSize {
 		name := fmt.Sprintf("nats-%d", i)
-		nodes[i] = startNATSNoWait(tb, name, []string{"--cluster_name", "gdexport", "--cluster", "nats://0.0.0.0:6222", "--routes", strings.Join(routes, ",")},
-			tcnetwork.WithNetwork([]string{name}, nw))
+		c := start(tb, NATSTool, testcontainers.ContainerRequest{
+			Cmd:   []string{"-c", "/etc/nats/nats-cluster.conf"},
+			Env:   map[string]string{"NATS_SERVER_NAME": name},
+			Files: []testcontainers.ContainerFile{{Reader: bytes.NewReader(conf), ContainerFilePath: "/etc/nats/nats-cluster.conf", FileMode: 0o644}},
+			Tmpfs: map[string]string{"/data": "rw"},
+			// JetStream needs its peers: wait for the listener only here.
+			WaitingFor: wait.ForLog("Listening for client connections").WithStartupTimeout(startTimeout),
+		}, tcnetwork.WithNetwork([]string{name}, nw))
+		nodes[i] = &NATS{Container: c, Name: name, URL: endpoint(tb, c, "4222/tcp", "nats")}
+		tb.Cleanup(func() { // before the removal, registered earlier
+			if tb.Failed() {
+				tb.Logf("--- %s log ---\n%s", name, Logs(tb, c))
+			}
+		})
 	}
 	// JetStream is ready once the cluster has a meta leader.
 	for _, node := range nodes {
@@ -232,17 +292,14 @@ func StartNATSCluster(tb testing.TB, n int) []*NATS {
 	return nodes
 }
 
-// startNATSNoWait starts a cluster node without waiting for JetStream,
-// which needs its peers.
-func startNATSNoWait(tb testing.TB, name string, extra []string, opts ...testcontainers.CustomizeRequestOption) *NATS {
-	tb.Helper()
-	cmd := append([]string{"-js", "-n", name, "-p", "4222", "-m", "8222", "-sd", "/data"}, extra...)
-	c := start(tb, NATSTool, testcontainers.ContainerRequest{
-		Cmd:        cmd,
-		Tmpfs:      map[string]string{"/data": "rw"},
-		WaitingFor: wait.ForLog("Listening for client connections").WithStartupTimeout(startTimeout),
-	}, opts...)
-	return &NATS{Container: c, Name: name, URL: endpoint(tb, c, "4222/tcp", "nats")}
+// ClusterURL returns the nodes' client URLs on their Docker network
+// (nats://nats-0:4222,…), comma-separated, for containers on it.
+func ClusterURL(nodes []*NATS) string {
+	urls := make([]string, len(nodes))
+	for i, n := range nodes {
+		urls[i] = "nats://" + n.Name + ":4222"
+	}
+	return strings.Join(urls, ",")
 }
 
 // URLs returns the client URLs of nodes, comma-separated as nats.Connect

@@ -51,10 +51,10 @@ func TestNATS(t *testing.T) {
 	}
 }
 
-// Three nodes route to each other on their own network and keep an R3
-// stream.
+// Three nodes started with deployments/nats/nats-cluster.conf route to
+// each other on their own network and keep an R3 stream.
 func TestNATSCluster(t *testing.T) {
-	nodes := StartNATSCluster(t, 3)
+	nodes := StartNATSCluster(t, nil)
 	js := jsConnect(t, URLs(nodes))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

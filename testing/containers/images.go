@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -111,12 +110,28 @@ func goVersion() string {
 	return strings.TrimSpace(string(out))
 }
 
+// Logger receives the progress of image builds; testing.TB is one.
+type Logger interface {
+	Logf(format string, args ...any)
+}
+
+// recipe is how one image is made: its tag (a hash of its inputs) and how
+// its build context is staged.
+type recipe struct {
+	// name names the image in logs and its build lock.
+	name string
+	tag  string
+	// what says what the build compiles, for the log.
+	what string
+	// stage writes the build context, Dockerfile included, into dir.
+	stage func(ctx context.Context, dir string, log Logger) error
+}
+
 // Image returns t's image reference, building the image first when no image
 // of that tag exists. Building compiles t.Package from testing/tools with
 // CGO_ENABLED=0 and builds the image FROM scratch; build output goes to
-// the test log. Safe across parallel test processes (a file lock per tool).
-func Image(ctx context.Context, tb testing.TB, t Tool) (string, error) {
-	tb.Helper()
+// log. Safe across parallel test processes (a file lock per image).
+func Image(ctx context.Context, log Logger, t Tool) (string, error) {
 	toolsDir, err := ToolsDir()
 	if err != nil {
 		return "", err
@@ -125,25 +140,38 @@ func Image(ctx context.Context, tb testing.TB, t Tool) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("image tag of %s: %w", t.Name, err)
 	}
-	unlock, err := lockFile(filepath.Join(os.TempDir(), "gdexport-test-image-"+t.Name+".lock"))
+	return ensure(ctx, log, recipe{name: t.Name, tag: tag, what: t.Package, stage: func(ctx context.Context, dir string, log Logger) error {
+		if err := goBuild(ctx, log, toolsDir, filepath.Join(dir, t.Name), t.Package); err != nil {
+			return err
+		}
+		if err := stageCACerts(dir); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(t.dockerfile()), 0o644)
+	}})
+}
+
+// ensure returns r's tag, building the image first when the tag is missing.
+func ensure(ctx context.Context, log Logger, r recipe) (string, error) {
+	unlock, err := lockFile(filepath.Join(os.TempDir(), "gdexport-test-image-"+r.name+".lock"))
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	present, err := imageExists(ctx, tag)
+	present, err := imageExists(ctx, r.tag)
 	if err != nil {
 		return "", err
 	}
 	if present {
-		return tag, nil
+		return r.tag, nil
 	}
 	start := time.Now()
-	tb.Logf("building image %s (compiling %s; the first build takes minutes, later runs reuse the image)", tag, t.Package)
-	if err := buildImage(ctx, tb, toolsDir, t, tag); err != nil {
-		return "", fmt.Errorf("build image %s: %w", tag, err)
+	log.Logf("building image %s (compiling %s; later runs reuse the image while its inputs are unchanged)", r.tag, r.what)
+	if err := buildImage(ctx, log, r); err != nil {
+		return "", fmt.Errorf("build image %s: %w", r.tag, err)
 	}
-	tb.Logf("built image %s in %s", tag, time.Since(start).Round(time.Second))
-	return tag, nil
+	log.Logf("built image %s in %s", r.tag, time.Since(start).Round(time.Second))
+	return r.tag, nil
 }
 
 func imageExists(ctx context.Context, tag string) (bool, error) {
@@ -161,29 +189,42 @@ func imageExists(ctx context.Context, tag string) (bool, error) {
 	return true, nil
 }
 
-func buildImage(ctx context.Context, tb testing.TB, toolsDir string, t Tool, tag string) error {
-	dir := tb.TempDir()
-	var log bytes.Buffer
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, t.Name), t.Package)
-	cmd.Dir = toolsDir
-	// -mod=readonly: the build uses exactly the pinned versions (the hash's inputs).
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=readonly"))
-	cmd.Stdout, cmd.Stderr = &log, &log
-	compileStart := time.Now()
+// goBuild compiles pkg statically (CGO_ENABLED=0, for Linux, stripped) in
+// dir into out, with exactly the versions go.sum pins (-mod=readonly).
+func goBuild(ctx context.Context, log Logger, dir, out, pkg string) error {
+	var buildLog bytes.Buffer
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Env = buildEnv()
+	cmd.Stdout, cmd.Stderr = &buildLog, &buildLog
+	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build %s in %s: %w\n%s", t.Package, toolsDir, err, log.String())
+		return fmt.Errorf("go build %s in %s: %w\n%s", pkg, dir, err, buildLog.String())
 	}
-	tb.Logf("compiled %s in %s", t.Package, time.Since(compileStart).Round(time.Second))
-	if err := copyFile("/etc/ssl/certs/ca-certificates.crt", filepath.Join(dir, "ca-certificates.crt")); err != nil {
-		// An empty bundle keeps the Dockerfile the same on hosts without one.
-		if werr := os.WriteFile(filepath.Join(dir, "ca-certificates.crt"), nil, 0o644); werr != nil {
-			return werr
-		}
+	log.Logf("compiled %s in %s", pkg, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// stageCACerts copies the host's CA bundle into dir; an empty bundle keeps
+// the Dockerfile the same on hosts without one.
+func stageCACerts(dir string) error {
+	to := filepath.Join(dir, "ca-certificates.crt")
+	if err := copyFile("/etc/ssl/certs/ca-certificates.crt", to); err != nil {
+		return os.WriteFile(to, nil, 0o644)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(t.dockerfile()), 0o644); err != nil {
+	return nil
+}
+
+func buildImage(ctx context.Context, log Logger, r recipe) error {
+	dir, err := os.MkdirTemp("", "gdexport-image-"+r.name+"-")
+	if err != nil {
 		return err
 	}
-	repo, version, _ := strings.Cut(tag, ":")
+	defer os.RemoveAll(dir)
+	if err := r.stage(ctx, dir, log); err != nil {
+		return err
+	}
+	repo, version, _ := strings.Cut(r.tag, ":")
 	p, err := testcontainers.NewDockerProvider()
 	if err != nil {
 		return fmt.Errorf("docker provider (is the Docker engine running?): %w", err)

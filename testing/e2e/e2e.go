@@ -114,10 +114,11 @@ type StreamMsg struct {
 }
 
 // ReadStream reads every message of stream on subject filter, waiting at most
-// a few seconds.
+// 30 seconds (a clustered stream that has just changed leader may answer
+// its first fetches with nothing).
 func ReadStream(t testing.TB, js jetstream.JetStream, stream, filter string) []StreamMsg {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
@@ -142,14 +143,18 @@ func ReadStream(t testing.TB, js jetstream.JetStream, stream, filter string) []S
 	for len(out) < total {
 		batch, err := c.Fetch(total-len(out), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatalf("read %s: %v", stream, err)
+			if ctx.Err() != nil {
+				t.Fatalf("read %s: %d of %d messages: %v", stream, len(out), total, err)
+			}
+			time.Sleep(200 * time.Millisecond) // the ordered consumer is re-created
+			continue
 		}
 		n := 0
 		for m := range batch.Messages() {
 			n++
 			out = append(out, StreamMsg{Subject: m.Subject(), Header: m.Headers(), Data: bytes.Clone(m.Data())})
 		}
-		if n == 0 {
+		if n == 0 && ctx.Err() != nil {
 			t.Fatalf("read %s: %d of %d messages", stream, len(out), total)
 		}
 	}
@@ -161,15 +166,24 @@ func ReadStream(t testing.TB, js jetstream.JetStream, stream, filter string) []S
 // an expensive cond does not starve what it waits for.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Poll(timeout, cond) {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+// Poll is Eventually without failing the test: it polls cond the same way
+// and reports whether it held before timeout passed.
+func Poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	pause := 10 * time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(pause)
 		pause = min(pause*3/2, 250*time.Millisecond)
 	}
+	return true
 }
 
 // LogConsumers logs the state of every consumer of the given streams: what

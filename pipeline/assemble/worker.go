@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -211,11 +212,21 @@ func (w *Worker) connect() error {
 	return err
 }
 
+// applyMemoryLimit sets the Go runtime's soft memory limit from the
+// configuration unless GOMEMLIMIT already did.
+func (w *Worker) applyMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") != "" || w.cfg.MemoryLimit == nil || *w.cfg.MemoryLimit <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(int64(*w.cfg.MemoryLimit))
+}
+
 // Run runs the worker until ctx ends, then shuts down gracefully: it stops
 // fetching, seals open batches within the grace period (or gives their
 // messages back), finishes in-flight sink writes, and never acks what was
 // not delivered.
 func (w *Worker) Run(ctx context.Context) error {
+	w.applyMemoryLimit()
 	if err := w.connect(); err != nil {
 		return err
 	}

@@ -55,6 +55,8 @@ func startHarnessWith(t *testing.T, configure func(*config.Config)) *harness {
 		HTTP:               config.HTTP{Listen: "127.0.0.1:0"},
 		NewFindingDelay:    config.Duration(300 * time.Millisecond),
 		DefaultDestination: &config.Destination{DestinationType: "LOCAL"},
+		// The worker shares the test binary: no soft memory limit for it.
+		MemoryLimit: new(config.ByteSize),
 	}
 	if configure != nil {
 		configure(cfg)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,8 +77,15 @@ type Config struct {
 	DefaultDestination *Destination `yaml:"defaultDestination,omitempty"`
 	// Compression sets the gzip level of objects.
 	Compression Compression `yaml:"compression,omitempty"`
-	EventBus    EventBus    `yaml:"eventBus"`
-	Detectors   []Detector  `yaml:"detectors,omitempty"`
+	// MemoryLimit is the Go runtime's soft memory limit for a worker
+	// (default 192MiB; 0: none); the GOMEMLIMIT environment variable, when
+	// set, takes precedence. A worker's working set is bounded (findings
+	// held in open batches, sealed batches kept for export, what ingest
+	// fetches ahead), so the limit makes the garbage collector keep the heap
+	// near it rather than at twice the live data.
+	MemoryLimit *ByteSize  `yaml:"memoryLimit,omitempty"`
+	EventBus    EventBus   `yaml:"eventBus"`
+	Detectors   []Detector `yaml:"detectors,omitempty"`
 
 	// FailureThreshold is how long transient export errors may persist
 	// before a destination becomes UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY
@@ -100,6 +108,39 @@ type Notifications struct {
 	// Webhook, when set, receives every notification as an HTTP POST of
 	// its JSON.
 	Webhook string `yaml:"webhook,omitempty"`
+}
+
+// ByteSize is a size written as 192MiB, 64KiB, 1GiB or a plain number of
+// bytes in YAML.
+type ByteSize int64
+
+// UnmarshalText parses a size with an optional KiB, MiB or GiB unit.
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	s := strings.TrimSpace(string(t))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("size %q: expected a number of bytes, or with a unit such as 192MiB or 1GiB", string(t))
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// MarshalText writes the size in MiB when it is a whole number of them.
+func (b ByteSize) MarshalText() ([]byte, error) {
+	if b > 0 && b%(1<<20) == 0 {
+		return []byte(strconv.FormatInt(int64(b)>>20, 10) + "MiB"), nil
+	}
+	return []byte(strconv.FormatInt(int64(b), 10)), nil
 }
 
 // Compression is the gzip level of objects: 1 (fastest) to 9 (smallest),
@@ -267,6 +308,10 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.MaxBatchFindings == 0 {
 		c.MaxBatchFindings = 10_000
+	}
+	if c.MemoryLimit == nil {
+		m := ByteSize(192 << 20)
+		c.MemoryLimit = &m
 	}
 	if c.Compression.Level == 0 {
 		c.Compression.Level = 6

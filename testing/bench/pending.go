@@ -3,7 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -52,8 +55,12 @@ func sampleHeap(w *Worker) *heapSampler {
 			}
 			v := Sum(fams, "go_memstats_heap_inuse_bytes")
 			h.mu.Lock()
+			grew := v > h.peak*1.05
 			h.peak = max(h.peak, v)
 			h.mu.Unlock()
+			if grew && ProfileDir != "" && v > 100<<20 {
+				saveHeapProfile(w, filepath.Join(ProfileDir, "heap-peak.pprof"))
+			}
 		}
 	}()
 	return h
@@ -162,4 +169,19 @@ eventBus: {nats: {enabled: false}}
 	res.PeakHeapMB = heap.Peak() / (1 << 20)
 	res.PeakRSSMB = float64(w.PeakRSS()) / (1 << 20)
 	return res, nil
+}
+
+// saveHeapProfile saves the worker's heap profile (live objects after a GC).
+func saveHeapProfile(w *Worker, path string) {
+	resp, err := http.Get("http://" + w.HTTP + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
 }

@@ -126,6 +126,7 @@ type Worker struct {
 	stages   pipeline.Sequence
 	newLane  *window.NewLane
 	flusher  *window.Flusher
+	cache    *export.Cache
 	// exportConsumers are the durable consumers of the export path, one per
 	// sink kind.
 	exportConsumers []string
@@ -298,7 +299,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Updates arriving in a window are staged into it for this long after
 	// it ends: they may have waited newFindingDelay in the lane.
 	grace := w.cfg.NewFindingDelay.D() + windowGrace
-	sealer := window.NewSealer(w.nc, w.js, window.SealerOptions{Counter: w, Clock: w.clock, Schedules: w, Grace: grace, Atomic: w.atomic()})
+	// Batches this worker seals are exported from memory when their
+	// consumers deliver them here (the usual case), without reading them
+	// back from FINDINGS: one entry per export consumer to write them.
+	sinks := 1 // objects
+	if w.cfg.EventBus.NATS.On() {
+		sinks++
+	}
+	if w.cfg.EventBus.EventBridge.EventBusName != "" {
+		sinks++
+	}
+	w.cache = export.NewCache(exportCacheBytes, sinks)
+	w.stats.Metrics.RegisterExportCache(func() float64 { return float64(w.cache.Hits.Load()) }, func() float64 { return float64(w.cache.Misses.Load()) })
+	sealer := window.NewSealer(w.nc, w.js, window.SealerOptions{Counter: w, Clock: w.clock, Schedules: w, Grace: grace, Atomic: w.atomic(), Keep: w.cache})
 	w.newLane = window.NewNewLane(window.NewLaneConfig{
 		Delay: w.cfg.NewFindingDelay.D(), MaxFindings: w.cfg.MaxBatchFindings, MaxBytes: w.cfg.MaxBatchBytes,
 	}, sealer, w.log)
@@ -504,11 +517,7 @@ func (w *Worker) exportRouter(ackWait time.Duration) (*message.Router, error) {
 			return x.WriteEvents(ctx, "eventbridge", data)
 		}})
 	}
-	// Batches this worker seals are exported from memory when their
-	// consumers deliver them here (the usual case), without reading them
-	// back from FINDINGS.
-	x.Cache = export.NewCache(exportCacheBytes, len(handlers))
-	w.newLane.OnSealed = func(b *pipeline.Batch, fs []*pipeline.Finding) { x.Cache.Put(b.ID, fs) }
+	x.Cache = w.cache
 	w.exportConsumers = nil
 	for _, h := range handlers {
 		w.exportConsumers = append(w.exportConsumers, h.consumer)

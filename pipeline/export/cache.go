@@ -1,7 +1,10 @@
 package export
 
 import (
+	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/gdexport/gdexport/pipeline"
 )
@@ -14,11 +17,16 @@ import (
 // from FINDINGS as before. Safe for concurrent use.
 type Cache struct {
 	mu      sync.Mutex
+	room    *sync.Cond // signalled when bytes drop
 	max     int
 	bytes   int
 	sinks   int
 	batches map[string]*cachedBatch
 	order   []string // by age, oldest first; may hold ids already gone
+
+	// Hits and Misses count the batches exported from the cache and those
+	// read back from FINDINGS.
+	Hits, Misses atomic.Int64
 }
 
 type cachedBatch struct {
@@ -31,7 +39,30 @@ type cachedBatch struct {
 // NewCache returns a cache of at most maxBytes of findings for batches that
 // sinks export consumers each write once.
 func NewCache(maxBytes, sinks int) *Cache {
-	return &Cache{max: maxBytes, sinks: sinks, batches: map[string]*cachedBatch{}}
+	c := &Cache{max: maxBytes, sinks: sinks, batches: map[string]*cachedBatch{}}
+	c.room = sync.NewCond(&c.mu)
+	return c
+}
+
+// maxWait bounds how long Put waits for room before it forgets the oldest
+// batches: another worker may be exporting them, and this one would never
+// hear that they are done.
+const maxWait = 2 * time.Second
+
+// Keep is Put, for the sealer (window.Keeper); it waits at most until ctx
+// ends.
+func (c *Cache) Keep(_ context.Context, batchID string, findings []*pipeline.Finding) {
+	c.Put(batchID, findings)
+}
+
+// Forget drops a batch (its seal failed).
+func (c *Cache) Forget(batchID string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.drop(batchID)
+	c.mu.Unlock()
 }
 
 // Put keeps the findings of a sealed batch, in the batch's order (they are
@@ -49,6 +80,17 @@ func (c *Cache) Put(batchID string, findings []*pipeline.Finding) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Wait a little for the export to catch up: sealing faster than the
+	// batches are written would only push batches out of the cache, to be
+	// read back and decoded again.
+	if c.bytes+n > c.max {
+		deadline := time.Now().Add(maxWait)
+		timer := time.AfterFunc(maxWait, c.room.Broadcast)
+		for c.bytes+n > c.max && time.Now().Before(deadline) {
+			c.room.Wait()
+		}
+		timer.Stop()
+	}
 	for c.bytes+n > c.max && len(c.order) > 0 {
 		c.drop(c.order[0])
 		c.order = c.order[1:]
@@ -67,8 +109,10 @@ func (c *Cache) get(batchID string) ([]*pipeline.Finding, bool) {
 	defer c.mu.Unlock()
 	b, ok := c.batches[batchID]
 	if !ok {
+		c.Misses.Add(1)
 		return nil, false
 	}
+	c.Hits.Add(1)
 	return b.findings, true
 }
 
@@ -93,6 +137,7 @@ func (c *Cache) drop(batchID string) {
 	if b, ok := c.batches[batchID]; ok {
 		c.bytes -= b.bytes
 		delete(c.batches, batchID)
+		c.room.Broadcast()
 	}
 	if len(c.order) > 0 && len(c.order) > 2*len(c.batches)+64 {
 		kept := c.order[:0]

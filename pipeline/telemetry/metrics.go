@@ -110,6 +110,18 @@ func (f factory) histogramVec(name, help string, buckets []float64, labels ...st
 	return h
 }
 
+// RegisterExportCache publishes the export cache's hit and miss counts
+// (batches exported from memory, and read back from FINDINGS).
+func (m *Metrics) RegisterExportCache(hits, misses func() float64) {
+	for result, f := range map[string]func() float64{"hit": hits, "miss": misses} {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "export_cache_batches_total",
+			Help:        "Sealed batches exported from this worker's memory (hit) or read back from FINDINGS (miss).",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, f))
+	}
+}
+
 // Statuses are the publishing statuses DestStatus reports, in GuardDuty's
 // names.
 var Statuses = []string{"PENDING_VERIFICATION", "PUBLISHING", "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY", "STOPPED"}

@@ -17,7 +17,9 @@ type NewLaneConfig struct {
 	// MaxFindings and MaxBytes seal a batch early when it reaches them.
 	MaxFindings int
 	MaxBytes    int
-	// Sealers is how many batches may be sealing at once.
+	// Sealers is how many batches may be sealing at once (default 16:
+	// a seal is a few round trips to JetStream, and many destinations seal
+	// small batches at once).
 	Sealers int
 	// MaxHeldBytes bounds the findings held in memory, across every open
 	// batch and every batch being sealed (default 32 MiB): past it the
@@ -70,10 +72,10 @@ type NewLane struct {
 // NewNewLane returns a lane; Run must be called for batches to be sealed.
 func NewNewLane(cfg NewLaneConfig, sealer *Sealer, log *slog.Logger) *NewLane {
 	if cfg.Sealers <= 0 {
-		cfg.Sealers = 4
+		cfg.Sealers = 16
 	}
 	if cfg.MaxHeldBytes <= 0 {
-		cfg.MaxHeldBytes = 32 << 20
+		cfg.MaxHeldBytes = 48 << 20
 	}
 	l := &NewLane{cfg: cfg, sealer: sealer, log: log, clock: sealer.clock,
 		open: map[laneKey]*openBatch{}, queue: make(chan *openBatch, cfg.Sealers)}

@@ -85,10 +85,21 @@ type SealerOptions struct {
 	// that arrived in it (default 10s); later ones go to the window open
 	// when they are staged.
 	Grace time.Duration
+	// Keep, when set, is handed the findings of each new-lane batch just
+	// before its record is published (the export cache).
+	Keep Keeper
 	// Atomic writes the records of a batch in atomic batches (strict
 	// durability: one disk sync per batch rather than per finding); the
 	// streams must allow atomic publishing (natsx.TopologyConfig.Atomic).
 	Atomic bool
+}
+
+// Keeper keeps the findings of a batch about to be sealed, for its export;
+// Forget drops them when the seal failed. Keep may wait a little for room
+// (pushing back on the lane) until ctx ends.
+type Keeper interface {
+	Keep(ctx context.Context, batchID string, findings []*pipeline.Finding)
+	Forget(batchID string)
 }
 
 // Sealer persists batches and stages updates (see the package
@@ -101,12 +112,13 @@ type Sealer struct {
 	schedules Schedules
 	grace     time.Duration
 	writer    natsx.Writer
+	keep      Keeper
 }
 
 // NewSealer returns a Sealer.
 func NewSealer(nc *nats.Conn, js jetstream.JetStream, o SealerOptions) *Sealer {
 	s := &Sealer{nc: nc, js: js, counter: o.Counter, clock: o.Clock, schedules: o.Schedules, grace: o.Grace,
-		writer: natsx.Writer{NC: nc, JS: js, Atomic: o.Atomic}}
+		writer: natsx.Writer{NC: nc, JS: js, Atomic: o.Atomic}, keep: o.Keep}
 	if s.counter == nil {
 		s.counter = nopCounter{}
 	}
@@ -235,9 +247,21 @@ func (s *Sealer) publishBatch(ctx context.Context, req *sealRequest, id string, 
 	if err != nil {
 		return nil, err
 	}
+	// The findings are handed over before the record is published: the
+	// export consumers may deliver the batch back to this worker at once.
+	if s.keep != nil && req.lane == pipeline.LaneNew {
+		fs := make([]*pipeline.Finding, len(kept))
+		for i, e := range kept {
+			fs[i] = e.f
+		}
+		s.keep.Keep(ctx, id, fs)
+	}
 	_, err = s.js.PublishMsg(ctx, &nats.Msg{Subject: BatchSubject(req.dest.ID, id), Data: body},
 		jetstream.WithExpectLastSequencePerSubject(0))
 	if err != nil {
+		if s.keep != nil {
+			s.keep.Forget(id)
+		}
 		if isWrongLastSeq(err) {
 			return nil, fmt.Errorf("seal %s: %w", id, ErrAbandoned)
 		}

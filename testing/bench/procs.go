@@ -121,17 +121,19 @@ const (
 type NATS struct {
 	*Proc
 	URL string
+	// ProfAddr serves the server's Go profiler (prof_port), on loopback.
+	ProfAddr string
 }
 
 // StartNATS starts nats-server with JetStream on a free loopback port and a
 // store under dir.
 func StartNATS(bins Binaries, dir, durability string) (*NATS, error) {
-	port := FreePort()
+	port, prof := FreePort(), FreePort()
 	sync := ""
 	if durability == Strict {
 		sync = "\n  sync_interval: always"
 	}
-	conf := fmt.Sprintf("listen: 127.0.0.1:%d\nmax_payload: 1MB\njetstream {\n  store_dir: %q%s\n}\n", port, filepath.Join(dir, "jetstream"), sync)
+	conf := fmt.Sprintf("listen: 127.0.0.1:%d\nmax_payload: 1MB\nprof_port: %d\njetstream {\n  store_dir: %q%s\n}\n", port, prof, filepath.Join(dir, "jetstream"), sync)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -143,7 +145,7 @@ func StartNATS(bins Binaries, dir, durability string) (*NATS, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &NATS{Proc: p, URL: fmt.Sprintf("nats://127.0.0.1:%d", port)}
+	n := &NATS{Proc: p, URL: fmt.Sprintf("nats://127.0.0.1:%d", port), ProfAddr: fmt.Sprintf("127.0.0.1:%d", prof)}
 	if err := waitPort(port, 15*time.Second); err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("nats-server: %w", err)

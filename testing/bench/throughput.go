@@ -26,6 +26,8 @@ type ThroughputResult struct {
 	PeakHeapMB    float64 `json:"peakHeapMB"`
 	PeakRSSMB     float64 `json:"peakRSSMB"`
 	FindingsBytes float64 `json:"findingsBytes"`
+	// Events says whether the NATS event bus was on (the default).
+	Events bool `json:"events"`
 }
 
 // Throughput preloads n generated findings (one version each) into FINDINGS
@@ -33,8 +35,8 @@ type ThroughputResult struct {
 // take to export all of them (objects written) to the local destination,
 // events on the NATS bus included. The producer's own speed is left out:
 // the backlog is there before the clock starts.
-func Throughput(ctx context.Context, bins Binaries, dir, durability string, workers, n int, newFindingDelay time.Duration) (ThroughputResult, error) {
-	res := ThroughputResult{Durability: durability, Workers: workers, Findings: n}
+func Throughput(ctx context.Context, bins Binaries, dir, durability string, workers, n int, newFindingDelay time.Duration, events bool) (ThroughputResult, error) {
+	res := ThroughputResult{Durability: durability, Workers: workers, Findings: n, Events: events}
 	ns, err := StartNATS(bins, filepath.Join(dir, "nats"), durability)
 	if err != nil {
 		return res, err
@@ -44,7 +46,8 @@ func Throughput(ctx context.Context, bins Binaries, dir, durability string, work
 nats: {url: %q, durability: %s}
 newFindingDelay: %s
 defaultDestination: {destinationType: LOCAL}
-`, filepath.Join(dir, "data"), ns.URL, durability, newFindingDelay)
+eventBus: {nats: {enabled: %v}}
+`, filepath.Join(dir, "data"), ns.URL, durability, newFindingDelay, events)
 	// A first worker creates the topology, then stops: the backlog is
 	// published with no consumer running.
 	w0, err := StartWorker(bins, dir, "setup", yaml)
@@ -67,7 +70,6 @@ defaultDestination: {destinationType: LOCAL}
 		return res, err
 	}
 	res.FindingsBytes = float64(bytes)
-	start := time.Now()
 	var ws []*Worker
 	for i := 0; i < workers; i++ {
 		w, err := StartWorker(bins, dir, fmt.Sprintf("worker-%d", i+1), yaml)
@@ -77,25 +79,29 @@ defaultDestination: {destinationType: LOCAL}
 		defer w.Stop()
 		ws = append(ws, w)
 	}
+	// The clock starts once the workers are ready: their start-up (the
+	// topology, the shared state) is not throughput.
+	start := time.Now()
 	heap := sampleHeap(ws[0])
 	if ProfileDir != "" {
-		go saveProfile(ws[0], filepath.Join(ProfileDir, fmt.Sprintf("cpu-%s-%d.pprof", durability, workers)), 5*time.Second)
+		go saveProfile(ws[0].HTTP, filepath.Join(ProfileDir, fmt.Sprintf("cpu-%s-%d.pprof", durability, workers)), 5*time.Second)
+		go saveProfile(ns.ProfAddr, filepath.Join(ProfileDir, fmt.Sprintf("cpu-nats-%s-%d.pprof", durability, workers)), 5*time.Second)
 	}
 	// Done when every finding is in an object and has its event.
-	exported, events := 0.0, 0.0
+	exported, evs := 0.0, 0.0
 	deadline := time.Now().Add(30 * time.Minute)
-	for exported < float64(n) || events < float64(n) {
-		exported, events = 0, 0
+	for exported < float64(n) || (res.Events && evs < float64(n)) {
+		exported, evs = 0, 0
 		for _, w := range ws {
 			fams, err := w.Metrics(ctx)
 			if err != nil {
 				continue
 			}
 			exported += Sum(fams, "gdexport_findings_exported_total")
-			events += Sum(fams, "gdexport_events_published_total")
+			evs += Sum(fams, "gdexport_events_published_total")
 		}
 		if time.Now().After(deadline) {
-			return res, fmt.Errorf("exported %.0f of %d (events %.0f) in 30 minutes", exported, n, events)
+			return res, fmt.Errorf("exported %.0f of %d (events %.0f) in 30 minutes", exported, n, evs)
 		}
 		select {
 		case <-ctx.Done():
@@ -125,8 +131,11 @@ defaultDestination: {destinationType: LOCAL}
 // throughput run.
 var ProfileDir string
 
-func saveProfile(w *Worker, path string, d time.Duration) {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", w.HTTP, int(d.Seconds())))
+func saveProfile(addr, path string, d time.Duration) {
+	if addr == "" {
+		return
+	}
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
 	if err != nil {
 		log.Printf("profile: %v", err)
 		return

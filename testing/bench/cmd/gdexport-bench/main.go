@@ -94,6 +94,16 @@ func main() {
 					rows = append(rows, [3]string{"gzip level 6 (klauspost / standard library)", fmt.Sprintf("%.0f / %.0f MB/s, ratio %.1f / %.1f", r.GzipMBps, r.StdlibGzipMBps, r.GzipRatio, r.StdlibRatio), "≥ 1.5× the standard library"})
 				}
 			}
+		case "objects-only":
+			// The same as throughput's first run, without the NATS event
+			// bus: what objects alone cost.
+			mode := strings.Split(*modes, ",")[0]
+			r, err := bench.Throughput(ctx, bins, filepath.Join(dir, "objects-only-"+mode), mode, 1, *findingsN, time.Second, false)
+			if err != nil {
+				log.Fatalf("objects-only %s: %v", mode, err)
+			}
+			res.Throughput = append(res.Throughput, r)
+			rows = append(rows, [3]string{fmt.Sprintf("end to end without events, %s, 1 worker", mode), fmt.Sprintf("%.0f findings/s (%d in %.1f s)", r.PerSecond, r.Findings, r.Seconds), ""})
 		case "latency":
 			for _, mode := range strings.Split(*modes, ",") {
 				d := filepath.Join(dir, "latency-"+mode)
@@ -111,7 +121,7 @@ func main() {
 					var n int
 					fmt.Sscanf(wn, "%d", &n)
 					d := filepath.Join(dir, "throughput-"+mode+"-"+wn)
-					r, err := bench.Throughput(ctx, bins, d, mode, n, *findingsN, time.Second)
+					r, err := bench.Throughput(ctx, bins, d, mode, n, *findingsN, time.Second, true)
 					if err != nil {
 						log.Fatalf("throughput %s %d: %v", mode, n, err)
 					}
@@ -141,7 +151,12 @@ func main() {
 			case tp.Durability == bench.Strict:
 				goal = "≥ 50% of the strict hop"
 			}
-			rows = append(rows, [3]string{fmt.Sprintf("end to end / one hop, %s, %d worker(s)", tp.Durability, tp.Workers),
+			events := ""
+			if !tp.Events {
+				events = " without events"
+				goal = ""
+			}
+			rows = append(rows, [3]string{fmt.Sprintf("end to end%s / one hop, %s, %d worker(s)", events, tp.Durability, tp.Workers),
 				fmt.Sprintf("%.0f%% (%.0f of %.0f findings/s)", 100*tp.PerSecond/lim.HopPerSec, tp.PerSecond, lim.HopPerSec), goal})
 		}
 	}

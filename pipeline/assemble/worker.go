@@ -69,7 +69,7 @@ type workerConfig struct{ *config.Config }
 // batchWriteTimeout bounds one attempt at writing a sealed batch to a sink.
 const batchWriteTimeout = 2 * time.Minute
 
-// Memory bounds of a worker (with the lanes' 32 MiB of held findings): the
+// Memory bounds of a worker (with the lanes' 48 MiB of held findings): the
 // findings of sealed batches kept for their export (export.Cache), and
 // what the ingest consumer fetches ahead.
 const (

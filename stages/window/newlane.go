@@ -22,7 +22,7 @@ type NewLaneConfig struct {
 	// small batches at once).
 	Sealers int
 	// MaxHeldBytes bounds the findings held in memory, across every open
-	// batch and every batch being sealed (default 32 MiB): past it the
+	// batch and every batch being sealed (default 48 MiB): past it the
 	// largest open batch is sealed early, and Add waits for room. The
 	// worker's memory stays bounded however many findings are in flight.
 	MaxHeldBytes int

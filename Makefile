@@ -46,12 +46,12 @@ fuzz:
 	done
 
 # The hot paths' Go benchmarks, then the end-to-end measurements against
-# this machine's own limits (nats-server and workers as processes); the
-# table is printed and written to testing/bench/results/<date>.json.
+# this machine's own limits (nats-server and workers as processes, MinIO and
+# local-kms in containers for the S3 calls); one table is printed and
+# written to testing/bench/results/<date>.json. About 45 minutes.
 # BENCH_FLAGS narrows it, e.g. BENCH_FLAGS="-scenarios throughput -modes fast".
 BENCH_FLAGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./stages/... ./pipeline/wmjs/
 	$(GO) run ./testing/bench/cmd/gdexport-bench $(BENCH_FLAGS)
 
 # gdexport's image, gdexport/gdexport:local, FROM scratch (deployments/Dockerfile);

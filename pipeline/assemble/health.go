@@ -17,6 +17,7 @@ import (
 	"github.com/gdexport/gdexport/pipeline/export"
 	"github.com/gdexport/gdexport/pipeline/natsx"
 	"github.com/gdexport/gdexport/pipeline/state"
+	"github.com/gdexport/gdexport/pipeline/telemetry"
 	"github.com/gdexport/gdexport/sinks/localdir"
 	"github.com/gdexport/gdexport/sinks/s3"
 	"github.com/gdexport/gdexport/sinks/webhook"
@@ -53,6 +54,13 @@ func (w *Worker) buildSinks() error {
 		return err
 	}
 	w.localSink = localdir.New()
+	w.stats.Metrics.RegisterCalls(telemetry.Calls{
+		S3Export:  func() float64 { return float64(w.s3Sink.Stats().Requests) },
+		S3Verify:  func() float64 { return float64(w.s3Sink.Stats().VerifyRequests) },
+		S3Setup:   func() float64 { return float64(w.s3Sink.Stats().SetupRequests) },
+		KMSExport: func() float64 { return float64(w.kmsKeys.Calls()) },
+		KMSVerify: func() float64 { return float64(w.kmsKeys.VerifyCalls()) },
+	})
 	return nil
 }
 

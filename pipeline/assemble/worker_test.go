@@ -357,6 +357,9 @@ func TestHealthAndMetrics(t *testing.T) {
 		`gdexport_objects_written_total{destination=`,
 		`gdexport_events_published_total{destination=`,
 		`go_memstats_heap_inuse_bytes`,
+		// A LOCAL destination calls neither S3 nor KMS.
+		`gdexport_s3_requests_total{purpose="export"} 0`,
+		`gdexport_kms_calls_total{purpose="export"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

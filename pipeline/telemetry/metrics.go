@@ -122,6 +122,37 @@ func (m *Metrics) RegisterExportCache(hits, misses func() float64) {
 	}
 }
 
+// Calls are counts of the calls a worker makes to paid services, by
+// purpose.
+type Calls struct {
+	// S3Export is S3 write requests writing objects: one per PutObject;
+	// for a multipart upload one to create it, one per part and one to
+	// complete it. Failed requests count too.
+	S3Export func() float64
+	// S3Verify is verification's requests (the write probe and its
+	// deletion); S3Setup bucket creation's.
+	S3Verify, S3Setup func() float64
+	// KMSExport is KMS calls for objects (GenerateDataKey when one is
+	// encrypted, Decrypt when one is read back); KMSVerify key checks'.
+	KMSExport, KMSVerify func() float64
+}
+
+// RegisterCalls publishes c as gdexport_s3_requests_total and
+// gdexport_kms_calls_total, labelled by purpose (export, verify, setup):
+// the benchmark's sink and KMS calls per object.
+func (m *Metrics) RegisterCalls(c Calls) {
+	for purpose, f := range map[string]func() float64{"export": c.S3Export, "verify": c.S3Verify, "setup": c.S3Setup} {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "s3_requests_total",
+			Help:        "S3 write requests sent, by purpose: export (one per PutObject; a multipart upload's create, parts and complete), verify (write probe and its deletion), setup (bucket creation). Failed requests count too.",
+			ConstLabels: prometheus.Labels{"purpose": purpose}}, f))
+	}
+	for purpose, f := range map[string]func() float64{"export": c.KMSExport, "verify": c.KMSVerify} {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "kms_calls_total",
+			Help:        "KMS calls made, by purpose: export (GenerateDataKey per encrypted object, Decrypt per object read back), verify (key checks).",
+			ConstLabels: prometheus.Labels{"purpose": purpose}}, f))
+	}
+}
+
 // Statuses are the publishing statuses DestStatus reports, in GuardDuty's
 // names.
 var Statuses = []string{"PENDING_VERIFICATION", "PUBLISHING", "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY", "STOPPED"}

@@ -137,11 +137,17 @@ func WithKeyChecker(c KeyChecker) Option {
 type Stats struct {
 	// Objects is how many objects were written.
 	Objects int64
-	// Requests is how many write requests were sent: one per PutObject, and
-	// for a multipart upload one to create it, one per part and one to
-	// complete it (S3 bills each as a PUT/POST request). Failed requests
-	// count too.
+	// Requests is how many write requests exporting objects sent: one per
+	// PutObject, and for a multipart upload one to create it, one per part
+	// and one to complete it (S3 bills each as a PUT/POST request). Failed
+	// requests count too.
 	Requests int64
+	// VerifyRequests is how many requests verification sent: the write
+	// probe's PUT and its DELETE.
+	VerifyRequests int64
+	// SetupRequests is how many requests creating and configuring buckets
+	// sent (CreateBucket).
+	SetupRequests int64
 	// Multipart is how many objects were written in parts.
 	Multipart int64
 	// Bytes is the body bytes of the written objects.
@@ -158,7 +164,7 @@ type Sink struct {
 	log        *slog.Logger
 	keyChecker KeyChecker
 
-	objects, requests, multipart, bytes atomic.Int64
+	objects, requests, verifyRequests, setupRequests, multipart, bytes atomic.Int64
 
 	mu      sync.Mutex
 	base    *aws.Config
@@ -196,7 +202,8 @@ func (s *Sink) Close(context.Context) error { return nil }
 
 // Stats returns the counters so far.
 func (s *Sink) Stats() Stats {
-	return Stats{Objects: s.objects.Load(), Requests: s.requests.Load(), Multipart: s.multipart.Load(), Bytes: s.bytes.Load()}
+	return Stats{Objects: s.objects.Load(), Requests: s.requests.Load(), VerifyRequests: s.verifyRequests.Load(),
+		SetupRequests: s.setupRequests.Load(), Multipart: s.multipart.Load(), Bytes: s.bytes.Load()}
 }
 
 func (s *Sink) baseConfig(ctx context.Context) (aws.Config, error) {
@@ -336,6 +343,7 @@ func (s *Sink) PutObject(ctx context.Context, dest *pipeline.Destination, obj *p
 		if len(obj.Body) >= s.threshold {
 			return s.putMultipart(ctx, c, t.bucket.Bucket, obj)
 		}
+		s.requests.Add(1)
 		return s.putSingle(ctx, c, t.bucket.Bucket, obj)
 	})
 	if err != nil {
@@ -362,7 +370,6 @@ func contentType(obj *pipeline.Object) *string {
 
 func (s *Sink) putSingle(ctx context.Context, c *s3.Client, bucket string, obj *pipeline.Object) error {
 	mode, key := sse(obj.SSEKMSKeyID)
-	s.requests.Add(1)
 	_, err := c.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:               aws.String(bucket),
 		Key:                  aws.String(obj.Key),

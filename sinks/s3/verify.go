@@ -107,10 +107,14 @@ func (s *Sink) Verify(ctx context.Context, dest *pipeline.Destination) (*Verific
 	if dest.Encryption != pipeline.EncryptionEnvelope {
 		obj.SSEKMSKeyID = dest.KmsKeyArn
 	}
-	if err := s.withRegion(ctx, dest, t, func(c *s3.Client) error { return s.putSingle(ctx, c, t.bucket.Bucket, obj) }); err != nil {
+	if err := s.withRegion(ctx, dest, t, func(c *s3.Client) error {
+		s.verifyRequests.Add(1)
+		return s.putSingle(ctx, c, t.bucket.Bucket, obj)
+	}); err != nil {
 		return v, Classify(fmt.Errorf("destination %s: write probe s3://%s/%s: %w", dest.ID, t.bucket.Bucket, probe, err))
 	}
 	err = s.withRegion(ctx, dest, t, func(c *s3.Client) error {
+		s.verifyRequests.Add(1)
 		_, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(t.bucket.Bucket), Key: aws.String(probe)})
 		return err
 	})
@@ -194,7 +198,7 @@ func (s *Sink) CreateBucket(ctx context.Context, dest *pipeline.Destination, pri
 	if region != "us-east-1" {
 		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(region)}
 	}
-	s.requests.Add(1)
+	s.setupRequests.Add(1)
 	if _, err := c.CreateBucket(ctx, in); err != nil {
 		var owned *types.BucketAlreadyOwnedByYou
 		if !errors.As(err, &owned) {
@@ -228,7 +232,7 @@ func (s *Sink) CreateBucket(ctx context.Context, dest *pipeline.Destination, pri
 		}},
 	}
 	for _, st := range steps {
-		s.requests.Add(1)
+		s.setupRequests.Add(1)
 		if err := st.call(); err != nil {
 			if isNotImplemented(err, dest.Endpoint != "") {
 				warn(st.setting, err)

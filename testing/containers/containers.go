@@ -20,6 +20,17 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
+// TB is the part of testing.TB the container helpers use; testing.TB is
+// one, and so is a benchmark harness that is not a test (testing/bench
+// starts MinIO and local-kms through it).
+type TB interface {
+	Helper()
+	Logf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	Setenv(key, value string)
+}
+
 // startTimeout bounds starting one container (its image exists by then).
 const startTimeout = 2 * time.Minute
 
@@ -30,7 +41,7 @@ const startTimeout = 2 * time.Minute
 // starts): an AWS client left without an endpoint override goes to a closed
 // loopback port instead of AWS, the instance metadata service is never
 // asked for credentials, and no shared AWS files are read.
-func Require(tb testing.TB) {
+func Require(tb TB) {
 	tb.Helper()
 	for k, v := range map[string]string{"TESTCONTAINERS_RYUK_DISABLED": "true", "TESTCONTAINERS_HOST_OVERRIDE": "127.0.0.1"} {
 		if os.Getenv(k) == "" {
@@ -68,7 +79,7 @@ func loopbackPorts(ports []string, more func(*container.HostConfig)) func(*conta
 
 // start builds (if needed) and starts a container of tool, removed when
 // the test ends. The test fails when Docker is not there.
-func start(tb testing.TB, tool Tool, req testcontainers.ContainerRequest, opts ...testcontainers.CustomizeRequestOption) testcontainers.Container {
+func start(tb TB, tool Tool, req testcontainers.ContainerRequest, opts ...testcontainers.CustomizeRequestOption) testcontainers.Container {
 	tb.Helper()
 	Require(tb)
 	ctx := context.Background()
@@ -90,7 +101,11 @@ func start(tb testing.TB, tool Tool, req testcontainers.ContainerRequest, opts .
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	c, err := testcontainers.GenericContainer(sctx, gr)
-	testcontainers.CleanupContainer(tb, c)
+	tb.Cleanup(func() {
+		if err := testcontainers.TerminateContainer(c); err != nil {
+			tb.Logf("remove container %s: %v", tool.Name, err)
+		}
+	})
 	if err != nil {
 		tb.Fatalf("start %s: %v", tool.Name, err)
 	}
@@ -98,7 +113,7 @@ func start(tb testing.TB, tool Tool, req testcontainers.ContainerRequest, opts .
 }
 
 // endpoint returns http://127.0.0.1:<mapped port> of a container port.
-func endpoint(tb testing.TB, c testcontainers.Container, port, scheme string) string {
+func endpoint(tb TB, c testcontainers.Container, port, scheme string) string {
 	tb.Helper()
 	p, err := c.MappedPort(context.Background(), port)
 	if err != nil {
@@ -125,7 +140,7 @@ type MinIO struct {
 // credentials and one built-in KMS key named "gdexport-key". opts customise
 // the container, for example tcnetwork.WithNetwork to give it an alias on
 // a test's network, or KeepData.
-func StartMinIO(tb testing.TB, opts ...testcontainers.CustomizeRequestOption) *MinIO {
+func StartMinIO(tb TB, opts ...testcontainers.CustomizeRequestOption) *MinIO {
 	tb.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -158,7 +173,7 @@ var KeepData testcontainers.CustomizeRequestOption = func(req *testcontainers.Ge
 }
 
 // Stop stops MinIO (an outage): clients get connection errors until Start.
-func (m *MinIO) Stop(tb testing.TB) {
+func (m *MinIO) Stop(tb TB) {
 	tb.Helper()
 	timeout := 5 * time.Second
 	if err := m.Container.Stop(context.Background(), &timeout); err != nil {
@@ -168,7 +183,7 @@ func (m *MinIO) Stop(tb testing.TB) {
 
 // Start starts a stopped MinIO again and waits until it is live. Its
 // published port changes; URL is updated.
-func (m *MinIO) Start(tb testing.TB) {
+func (m *MinIO) Start(tb TB) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
@@ -189,7 +204,7 @@ type LocalKMS struct {
 
 // StartLocalKMS starts local-kms (no seeded keys: tests create theirs with
 // CreateKey) with its data on tmpfs.
-func StartLocalKMS(tb testing.TB) *LocalKMS {
+func StartLocalKMS(tb TB) *LocalKMS {
 	tb.Helper()
 	k := &LocalKMS{Account: "111122223333", Region: "us-east-1"}
 	k.Container = start(tb, LocalKMSTool, testcontainers.ContainerRequest{

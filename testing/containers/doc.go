@@ -25,10 +25,13 @@
 //
 // Containers follow the workplace's rules (DESIGN.md §7): the Ryuk reaper is
 // off (TESTCONTAINERS_RYUK_DISABLED=true; the Makefile exports it) and each
-// container is removed with testcontainers.CleanupContainer; published ports
+// container is removed when the test ends (testcontainers.TerminateContainer
+// in a cleanup); published ports
 // are bound to 127.0.0.1 and tests reach them there
 // (TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1, set by the Makefile and by
-// Require when unset). Every helper takes a testing.TB and fails the test,
+// Require when unset). Every helper takes a testing.TB (MinIO's and
+// local-kms's take TB, its subset, so the benchmark can start them too) and
+// fails the test,
 // never skips it, when Docker is missing: the integration tests are behind
 // the build tag integration, so plain `go test ./...` never needs Docker.
 package containers

@@ -209,7 +209,7 @@ type Keys struct {
 	httpClient *http.Client
 	log        *slog.Logger
 
-	calls atomic.Int64
+	calls, verifyCalls atomic.Int64
 
 	mu      sync.Mutex
 	base    *aws.Config
@@ -230,8 +230,12 @@ func NewKeys(opts ...Option) (*Keys, error) {
 }
 
 // Calls returns how many KMS calls (GenerateDataKey and Decrypt) the
-// providers of k made, for the benchmark's KMS calls per 1,000 findings.
+// providers of k made for objects, for the benchmark's KMS calls per
+// object; CheckKey's are VerifyCalls.
 func (k *Keys) Calls() int64 { return k.calls.Load() }
+
+// VerifyCalls returns how many KMS calls CheckKey made.
+func (k *Keys) VerifyCalls() int64 { return k.verifyCalls.Load() }
 
 // ForDestination is an encrypt.ProviderFor: the KMS provider of the
 // destination's kmsKeyArn, in the key ARN's Region (else the destination's,
@@ -328,10 +332,12 @@ func (k *Keys) client(ctx context.Context, ck clientKey) (*kms.Client, error) {
 // (the key is discarded): the verification of DESIGN.md B12. Its signature
 // is the S3 sink's KeyChecker. An unusable key wraps pipeline.ErrAccess.
 func (k *Keys) CheckKey(ctx context.Context, dest *pipeline.Destination) error {
-	p, err := k.ForDestination(dest)
+	kp, err := k.ForDestination(dest)
 	if err != nil {
 		return err
 	}
+	p := *kp.(*Provider)
+	p.calls = &k.verifyCalls
 	key, _, err := p.GenerateDataKey(ctx, map[string]string{encrypt.ContextDestination: dest.ID, "purpose": "gdexport-verification"})
 	clear(key)
 	return err

@@ -10,6 +10,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -28,15 +29,18 @@ type Results struct {
 	Throughput []bench.ThroughputResult `json:"throughput,omitempty"`
 	Latency    []bench.LatencyResult    `json:"latency,omitempty"`
 	Limits     []bench.LimitsResult     `json:"limits,omitempty"`
+	S3         []bench.S3Result         `json:"s3,omitempty"`
+	GoBench    []bench.GoBenchResult    `json:"goBenchmarks,omitempty"`
 }
 
 func main() {
 	var (
-		scenarios   = flag.String("scenarios", "pending", "comma-separated scenarios to run: limits, throughput, latency, pending")
+		scenarios   = flag.String("scenarios", "gobench,limits,throughput,latency,s3,pending", "comma-separated scenarios to run: gobench, limits, throughput, objects-only, latency, s3, pending")
 		pendingN    = flag.Int("pending", 1_000_000, "pending updated findings in the pending scenario")
 		findingsN   = flag.Int("findings", 100_000, "findings per throughput run")
 		modes       = flag.String("modes", "fast,strict", "durability modes of the throughput runs")
 		workersN    = flag.String("workers", "1,2", "worker counts of the throughput runs")
+		s3N         = flag.Int("s3-findings", 20_000, "findings per S3 run")
 		latencyN    = flag.Int("latency-findings", 50_000, "findings of the latency run")
 		latencyRate = flag.Int("latency-rate", 5000, "offered findings per second of the latency run")
 		window      = flag.Duration("window", 5*time.Minute, "update window of the pending scenario")
@@ -104,6 +108,34 @@ func main() {
 			}
 			res.Throughput = append(res.Throughput, r)
 			rows = append(rows, [3]string{fmt.Sprintf("end to end without events, %s, 1 worker", mode), fmt.Sprintf("%.0f findings/s (%d in %.1f s)", r.PerSecond, r.Findings, r.Seconds), ""})
+		case "gobench":
+			r, err := bench.GoBench(ctx, bench.HotPathPackages)
+			if err != nil {
+				log.Fatalf("gobench: %v", err)
+			}
+			res.GoBench = r
+			for _, b := range r {
+				v := fmt.Sprintf("%.0f ns/op, %.0f B/op, %.0f allocs/op", b.NsPerOp, b.BytesPerOp, b.AllocsPerOp)
+				if b.MBPerSec > 0 {
+					v = fmt.Sprintf("%.1f MB/s, ", b.MBPerSec) + v
+				}
+				rows = append(rows, [3]string{"go: " + path.Base(b.Package) + "." + strings.TrimPrefix(b.Name, "Benchmark"), v, ""})
+			}
+		case "s3":
+			mode := strings.Split(*modes, ",")[0]
+			r, err := bench.S3(ctx, bins, filepath.Join(dir, "s3"), mode, *s3N)
+			if err != nil {
+				log.Fatalf("s3: %v", err)
+			}
+			res.S3 = r
+			for _, x := range r {
+				rows = append(rows,
+					[3]string{fmt.Sprintf("S3 (MinIO), %s: objects / S3 write requests per 1,000 findings", x.Encryption), fmt.Sprintf("%.2f / %.2f (%d findings, %.0f/s)", x.ObjectsPer1k, x.RequestsPer1k, x.Findings, x.PerSecond), ""},
+					[3]string{fmt.Sprintf("S3 (MinIO), %s: S3 write requests per object", x.Encryption), fmt.Sprintf("%.2f (%.0f for %.0f objects, %d listed; %.0f failed writes; verification %.0f more)", x.RequestsPerObj, x.S3Requests, x.Objects, x.ListedObjects, x.SinkErrors, x.VerifyRequests), "1"},
+					[3]string{fmt.Sprintf("S3 (MinIO), %s: gdexport's KMS calls per object", x.Encryption), fmt.Sprintf("%.2f (%.0f calls; verification %.0f more)", x.KMSPerObj, x.KMSCalls, x.VerifyKMSCalls), "≤ 1"},
+					[3]string{fmt.Sprintf("S3 (MinIO), %s: bytes stored per finding", x.Encryption), fmt.Sprintf("%.0f", x.BytesPerFind), ""},
+				)
+			}
 		case "latency":
 			for _, mode := range strings.Split(*modes, ",") {
 				d := filepath.Join(dir, "latency-"+mode)
@@ -166,16 +198,16 @@ func main() {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r[0], r[1], r[2])
 	}
 	tw.Flush()
-	path := *out
-	if path == "" {
-		path = filepath.Join("testing", "bench", "results", time.Now().UTC().Format("2006-01-02")+".json")
+	outPath := *out
+	if outPath == "" {
+		outPath = filepath.Join("testing", "bench", "results", time.Now().UTC().Format("2006-01-02")+".json")
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
 		log.Fatal(err)
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(outPath, append(b, '\n'), 0o644); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("results written to", path)
+	fmt.Println("results written to", outPath)
 }

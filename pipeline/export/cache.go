@@ -14,10 +14,14 @@ import (
 // batch's consumers deliver it to the worker that sealed it) reads nothing
 // back from FINDINGS and decodes nothing again. It is bounded in bytes: the
 // oldest batches are forgotten first, and a batch not in the cache is read
-// from FINDINGS as before. Safe for concurrent use.
+// from FINDINGS as before. A batch is kept at most maxWait while room is
+// needed: its consumers deliver it to this worker within that time unless
+// another worker took it (and read it back), and that worker's writes never
+// reach this cache. Safe for concurrent use.
 type Cache struct {
 	mu      sync.Mutex
 	room    *sync.Cond // signalled when bytes drop
+	maxWait time.Duration
 	max     int
 	bytes   int
 	sinks   int
@@ -25,8 +29,8 @@ type Cache struct {
 	order   []string // by age, oldest first; may hold ids already gone
 
 	// Hits and Misses count the batches exported from the cache and those
-	// read back from FINDINGS.
-	Hits, Misses atomic.Int64
+	// read back from FINDINGS; Waits the Puts that waited for room.
+	Hits, Misses, Waits atomic.Int64
 }
 
 type cachedBatch struct {
@@ -34,19 +38,20 @@ type cachedBatch struct {
 	bytes    int
 	// remaining is how many export consumers have yet to write the batch.
 	remaining int
+	kept      time.Time
 }
 
 // NewCache returns a cache of at most maxBytes of findings for batches that
 // sinks export consumers each write once.
 func NewCache(maxBytes, sinks int) *Cache {
-	c := &Cache{max: maxBytes, sinks: sinks, batches: map[string]*cachedBatch{}}
+	c := &Cache{max: maxBytes, sinks: sinks, maxWait: maxWait, batches: map[string]*cachedBatch{}}
 	c.room = sync.NewCond(&c.mu)
 	return c
 }
 
-// maxWait bounds how long Put waits for room before it forgets the oldest
-// batches: another worker may be exporting them, and this one would never
-// hear that they are done.
+// maxWait is how long a batch is kept when room is needed, and so at most
+// how long Put waits for room: another worker may be exporting the batch,
+// and this one would never hear that it is done.
 const maxWait = 2 * time.Second
 
 // Keep is Put, for the sealer (window.Keeper); it waits at most until ctx
@@ -80,22 +85,40 @@ func (c *Cache) Put(batchID string, findings []*pipeline.Finding) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// Wait a little for the export to catch up: sealing faster than the
-	// batches are written would only push batches out of the cache, to be
-	// read back and decoded again.
-	if c.bytes+n > c.max {
-		deadline := time.Now().Add(maxWait)
-		timer := time.AfterFunc(maxWait, c.room.Broadcast)
-		for c.bytes+n > c.max && time.Now().Before(deadline) {
-			c.room.Wait()
+	start := time.Now()
+	for c.bytes+n > c.max {
+		// Batches kept maxWait are forgotten first, oldest first, as
+		// far as room is needed: their consumers had the time to
+		// deliver them here.
+		stale := time.Now().Add(-c.maxWait)
+		for c.bytes+n > c.max {
+			if o := c.oldest(); o == nil || !o.kept.Before(stale) {
+				break
+			}
+			c.dropOldest()
 		}
+		if c.bytes+n <= c.max {
+			break
+		}
+		if time.Since(start) >= c.maxWait {
+			for c.bytes+n > c.max && c.dropOldest() {
+			}
+			break
+		}
+		// Wait a little for the export to catch up (sealing faster than
+		// the batches are written would only push batches out, to be read
+		// back and decoded again): until room is made, the oldest batch
+		// has been kept maxWait, or this Put has waited maxWait.
+		until := start.Add(c.maxWait)
+		if o := c.oldest(); o != nil && o.kept.Add(c.maxWait).Before(until) {
+			until = o.kept.Add(c.maxWait)
+		}
+		c.Waits.Add(1)
+		timer := time.AfterFunc(time.Until(until), c.room.Broadcast)
+		c.room.Wait()
 		timer.Stop()
 	}
-	for c.bytes+n > c.max && len(c.order) > 0 {
-		c.drop(c.order[0])
-		c.order = c.order[1:]
-	}
-	c.batches[batchID] = &cachedBatch{findings: findings, bytes: n, remaining: c.sinks}
+	c.batches[batchID] = &cachedBatch{findings: findings, bytes: n, remaining: c.sinks, kept: time.Now()}
 	c.bytes += n
 	c.order = append(c.order, batchID)
 }
@@ -131,6 +154,28 @@ func (c *Cache) done(batchID string) {
 	if b.remaining--; b.remaining <= 0 {
 		c.drop(batchID)
 	}
+}
+
+// oldest returns the batch kept longest, or nil.
+func (c *Cache) oldest() *cachedBatch {
+	for len(c.order) > 0 {
+		if b, ok := c.batches[c.order[0]]; ok {
+			return b
+		}
+		c.order = c.order[1:]
+	}
+	return nil
+}
+
+// dropOldest forgets the batch kept longest; false when there is none.
+func (c *Cache) dropOldest() bool {
+	if c.oldest() == nil {
+		return false
+	}
+	id := c.order[0]
+	c.order = c.order[1:]
+	c.drop(id)
+	return true
 }
 
 func (c *Cache) drop(batchID string) {

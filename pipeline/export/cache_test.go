@@ -3,6 +3,7 @@ package export
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gdexport/gdexport/pipeline"
 )
@@ -33,6 +34,7 @@ func TestCacheForgetsABatchOnceEverySinkWroteIt(t *testing.T) {
 
 func TestCacheIsBoundedOldestFirst(t *testing.T) {
 	c := NewCache(3*(1000+256), 1)
+	c.maxWait = 50 * time.Millisecond
 	for _, id := range []string{"a", "b", "c", "d"} {
 		c.Put(id, findings(1, 1000))
 	}
@@ -52,9 +54,44 @@ func TestCacheIsBoundedOldestFirst(t *testing.T) {
 	if _, ok := c.get("huge"); ok {
 		t.Error("a batch larger than the cache was kept")
 	}
+	if c.Waits.Load() == 0 {
+		t.Error("a Put with the cache full of batches just kept did not wait for room")
+	}
 	var nilCache *Cache
 	nilCache.Put("x", findings(1, 1)) // a nil cache is a no-op
 	if _, ok := nilCache.get("x"); ok {
 		t.Error("nil cache returned a batch")
+	}
+}
+
+// A batch kept maxWait is one another worker is exporting (or this one is
+// far behind): a Put needing room forgets it without waiting, so that a
+// worker whose batches go to another one never stalls its sealers.
+func TestCacheForgetsBatchesKeptLongWithoutWaiting(t *testing.T) {
+	c := NewCache(3*(1000+256), 1)
+	c.maxWait = 50 * time.Millisecond
+	for _, id := range []string{"a", "b", "c"} {
+		c.Put(id, findings(1, 1000))
+	}
+	time.Sleep(2 * c.maxWait)
+	c.Put("d", findings(1, 1000))
+	c.Put("e", findings(1, 1000))
+	if w := c.Waits.Load(); w != 0 {
+		t.Errorf("%d Puts waited for room held by batches kept past maxWait", w)
+	}
+	for _, id := range []string{"a", "b"} {
+		if _, ok := c.get(id); ok {
+			t.Errorf("batch %s, kept past maxWait, is still cached with the cache full", id)
+		}
+	}
+	for _, id := range []string{"c", "d", "e"} {
+		if _, ok := c.get(id); !ok {
+			t.Errorf("batch %s dropped though it fits", id)
+		}
+	}
+	// Batches written meanwhile make room as before.
+	c.done("c")
+	if c.Bytes() != 2*(1000+256) {
+		t.Errorf("holds %d bytes, want %d", c.Bytes(), 2*(1000+256))
 	}
 }

@@ -43,6 +43,7 @@ func main() {
 		s3N         = flag.Int("s3-findings", 20_000, "findings per S3 run")
 		latencyN    = flag.Int("latency-findings", 50_000, "findings of the latency run")
 		latencyRate = flag.Int("latency-rate", 5000, "offered findings per second of the latency run")
+		strictRate  = flag.Int("latency-rate-strict", 2000, "a second, lower offered rate for the strict latency run (5,000/s is above this machine's strict publish rate); 0 for none")
 		window      = flag.Duration("window", 5*time.Minute, "update window of the pending scenario")
 		out         = flag.String("out", "", "JSON results file (default testing/bench/results/<date>.json)")
 		work        = flag.String("work", "", "working directory for stores and logs (default a temporary one)")
@@ -142,14 +143,24 @@ func main() {
 			}
 		case "latency":
 			for _, mode := range strings.Split(*modes, ",") {
-				d := filepath.Join(dir, "latency-"+mode)
-				r, err := bench.Latency(ctx, bins, d, mode, *latencyRate, *latencyN, time.Second)
-				if err != nil {
-					log.Fatalf("latency %s: %v", mode, err)
+				rates := []int{*latencyRate}
+				if mode == bench.Strict && *strictRate > 0 && *strictRate != *latencyRate {
+					rates = append(rates, *strictRate)
 				}
-				res.Latency = append(res.Latency, r)
-				rows = append(rows, [3]string{fmt.Sprintf("new-finding latency, %s, %d/s offered (%.0f/s achieved), delay 1s", mode, r.Offered, r.Achieved),
-					fmt.Sprintf("p50 %.2f s, p95 %.2f s, p99 %.2f s, max %.2f s", r.P50, r.P95, r.P99, r.Max), "p99 ≤ 2 s"})
+				for _, rate := range rates {
+					d := filepath.Join(dir, fmt.Sprintf("latency-%s-%d", mode, rate))
+					r, err := bench.Latency(ctx, bins, d, mode, rate, *latencyN, time.Second)
+					if err != nil {
+						log.Fatalf("latency %s %d/s: %v", mode, rate, err)
+					}
+					res.Latency = append(res.Latency, r)
+					goal := ""
+					if rate == *latencyRate {
+						goal = "p99 ≤ 2 s"
+					}
+					rows = append(rows, [3]string{fmt.Sprintf("new-finding latency, %s, %d/s offered (%.0f/s achieved), delay 1s", mode, r.Offered, r.Achieved),
+						fmt.Sprintf("p50 %.2f s, p95 %.2f s, p99 %.2f s, max %.2f s", r.P50, r.P95, r.P99, r.Max), goal})
+				}
 			}
 		case "throughput":
 			for _, mode := range strings.Split(*modes, ",") {

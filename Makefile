@@ -48,7 +48,7 @@ fuzz:
 # The hot paths' Go benchmarks, then the end-to-end measurements against
 # this machine's own limits (nats-server and workers as processes, MinIO and
 # local-kms in containers for the S3 calls); one table is printed and
-# written to testing/bench/results/<date>.json. About 45 minutes.
+# written to testing/bench/results/<date>.json (a narrowed run: partial-…). 20–30 minutes.
 # BENCH_FLAGS narrows it, e.g. BENCH_FLAGS="-scenarios throughput -modes fast".
 BENCH_FLAGS ?=
 bench:

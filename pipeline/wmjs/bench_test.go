@@ -117,7 +117,9 @@ func BenchmarkConsumeRaw(b *testing.B) {
 	}{
 		{name: "Fetch", consume: func(b *testing.B, cons jetstream.Consumer, n int) {
 			for got := 0; got < n; {
-				mb, err := cons.Fetch(batch, jetstream.FetchMaxWait(time.Second))
+				// Never more than remain: Fetch waits out its max wait
+				// for a batch it cannot fill.
+				mb, err := cons.Fetch(min(batch, n-got), jetstream.FetchMaxWait(time.Second))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -290,6 +290,27 @@ func (c *destCtl) find(ctx context.Context, account, region, id string) (d *pipe
 	return nil, false, failf("%v", err)
 }
 
+// openOne checks the detector flags and the destination id, opens the
+// destination controls and finds destination id of the detector (or the
+// default destination's instance acting for it). The caller closes.
+func openOne(ctx context.Context, g *globals, d detectorFlags, id string) (ctl *destCtl, dest *pipeline.Destination, def bool, closeFn func(), err error) {
+	if err := d.check(true); err != nil {
+		return nil, nil, false, nil, err
+	}
+	if err := checkID(id); err != nil {
+		return nil, nil, false, nil, err
+	}
+	ctl, closeFn, err = openDestinations(ctx, g)
+	if err != nil {
+		return nil, nil, false, nil, err
+	}
+	if dest, def, err = ctl.find(ctx, d.account, d.region, id); err != nil {
+		closeFn()
+		return nil, nil, false, nil, err
+	}
+	return ctl, dest, def, closeFn, nil
+}
+
 // destView is what describe prints: DescribePublishingDestination's shape
 // (camelCase) and gdexport's own fields.
 type destView struct {
@@ -576,21 +597,11 @@ when the oldest expires. The id of the default destination acting for the accoun
 too.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := d.check(true); err != nil {
-				return err
-			}
-			if err := checkID(id); err != nil {
-				return err
-			}
-			ctl, closeFn, err := openDestinations(cmd.Context(), g)
+			ctl, dest, def, closeFn, err := openOne(cmd.Context(), g, d, id)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			dest, def, err := ctl.find(cmd.Context(), d.account, d.region, id)
-			if err != nil {
-				return err
-			}
 			v, err := ctl.view(cmd.Context(), dest, def)
 			if err != nil {
 				return err
@@ -683,22 +694,12 @@ PUBLISHING and exports everything that waited for it. An update without changes 
 the same way. Prints nothing, or with --wait DURATION the description once verified.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := d.check(true); err != nil {
-				return err
-			}
-			if err := checkID(id); err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			ctl, closeFn, err := openDestinations(ctx, g)
+			ctl, cur, def, closeFn, err := openOne(ctx, g, d, id)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			cur, def, err := ctl.find(ctx, d.account, d.region, id)
-			if err != nil {
-				return err
-			}
 			if def {
 				return usagef("destination %s is the default destination acting for %s in %s: change defaultDestination in the configuration file", id, d.account, d.region)
 			}
@@ -742,21 +743,13 @@ objects are left alone. The config file's destinations come back at the next sta
 'gdexport run' unless removed from the file.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := d.check(true); err != nil {
-				return err
-			}
-			if err := checkID(id); err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			ctl, closeFn, err := openDestinations(ctx, g)
+			ctl, _, def, closeFn, err := openOne(ctx, g, d, id)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			if _, def, err := ctl.find(ctx, d.account, d.region, id); err != nil {
-				return err
-			} else if def {
+			if def {
 				return usagef("destination %s is the default destination acting for %s in %s: remove defaultDestination from the configuration file", id, d.account, d.region)
 			}
 			if err := ctl.ds.Delete(ctx, d.account, d.region, id); err != nil {
@@ -793,22 +786,12 @@ STOPPED destination resumes after its fault is fixed (an 'update' does the same)
 nothing, or with --wait DURATION the description once verified.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := d.check(true); err != nil {
-				return err
-			}
-			if err := checkID(id); err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			ctl, closeFn, err := openDestinations(ctx, g)
+			ctl, dest, def, closeFn, err := openOne(ctx, g, d, id)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			dest, def, err := ctl.find(ctx, d.account, d.region, id)
-			if err != nil {
-				return err
-			}
 			if _, err := ctl.ds.Restart(ctx, dest); err != nil {
 				return err
 			}
@@ -839,22 +822,12 @@ and the statement to add to the key's policy (kms:GenerateDataKey, kms:Decrypt).
     --destination-id 0123456789abcdef0123456789abcdef --principal arn:aws:iam::111122223333:role/gdexport`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := d.check(true); err != nil {
-				return err
-			}
-			if err := checkID(id); err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			ctl, closeFn, err := openDestinations(ctx, g)
+			_, dest, _, closeFn, err := openOne(ctx, g, d, id)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			dest, _, err := ctl.find(ctx, d.account, d.region, id)
-			if err != nil {
-				return err
-			}
 			if dest.Type != pipeline.DestinationS3 {
 				return usagef("destination %s is %s: policies exist for S3 destinations only", id, dest.Type)
 			}

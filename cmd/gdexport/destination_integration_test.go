@@ -106,21 +106,10 @@ func startFaultEnv(t *testing.T) *faultEnv {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	w := assemble.New(assemble.Options{Config: cfg, Log: log, SummaryEvery: -1,
+	runWorker(t, assemble.Options{Config: cfg, Log: log, SummaryEvery: -1,
 		S3:  []s3.Option{s3.WithCredentials(e.creds), s3.WithRegion(m.Region)},
 		KMS: []kms.Option{kms.WithCredentials(static), kms.WithRegion(lk.Region)},
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-w.Ready():
-	case err := <-done:
-		t.Fatalf("worker: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker not ready")
-	}
 	nc, err := nats.Connect(e.natsURL)
 	if err != nil {
 		t.Fatal(err)

@@ -144,16 +144,7 @@ func TestDestinationVerifiedByWorker(t *testing.T) {
 	cfg := &config.Config{DataDir: dir, NATS: config.NATS{URL: url}, HTTP: config.HTTP{Listen: "127.0.0.1:0"},
 		RetryInitial: config.Duration(200 * time.Millisecond)}
 	cfg.ApplyDefaults()
-	w := assemble.New(assemble.Options{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), SummaryEvery: -1})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-w.Ready():
-	case err := <-done:
-		t.Fatalf("worker: %v", err)
-	}
+	runWorker(t, assemble.Options{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), SummaryEvery: -1})
 	det := []string{"--nats-url", url, "--data-dir", dir, "--account", "111122223333", "--region", "us-east-1"}
 	root := filepath.Join(dir, "export-a")
 	r := gdx(t, "", append([]string{"destination", "create", "--destination-type", "LOCAL", "--root", root, "--wait", "20s"}, det...)...)
@@ -172,3 +163,22 @@ func TestDestinationVerifiedByWorker(t *testing.T) {
 }
 
 func writeFileAt(p string) error { return os.WriteFile(p, []byte("a file, not a directory"), 0o644) }
+
+// runWorker starts an in-process worker, waits until it is ready (30 s at
+// most) and stops it when the test ends.
+func runWorker(t *testing.T, opts assemble.Options) *assemble.Worker {
+	t.Helper()
+	w := assemble.New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-w.Ready():
+	case err := <-done:
+		t.Fatalf("worker: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker not ready")
+	}
+	return w
+}

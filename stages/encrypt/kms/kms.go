@@ -243,6 +243,11 @@ func (k *Keys) VerifyCalls() int64 { return k.verifyCalls.Load() }
 // WithEndpoint one) and role. A key reference that does not parse wraps
 // pipeline.ErrAccess.
 func (k *Keys) ForDestination(dest *pipeline.Destination) (encrypt.KeyProvider, error) {
+	return k.forDestination(dest, &k.calls)
+}
+
+// forDestination is ForDestination's provider, counting its calls in calls.
+func (k *Keys) forDestination(dest *pipeline.Destination, calls *atomic.Int64) (*Provider, error) {
 	endpoint := dest.KmsEndpoint
 	if endpoint == "" {
 		endpoint = k.endpoint
@@ -255,7 +260,7 @@ func (k *Keys) ForDestination(dest *pipeline.Destination) (encrypt.KeyProvider, 
 	if region == "" {
 		region = dest.Region
 	}
-	return k.provider(context.Background(), key.Raw, clientKey{region: region, endpoint: endpoint, role: dest.RoleArn, externalID: dest.ExternalID})
+	return k.provider(context.Background(), key.Raw, clientKey{region: region, endpoint: endpoint, role: dest.RoleArn, externalID: dest.ExternalID}, calls)
 }
 
 // Provider returns the provider of keyRef (a key or alias ARN, or a bare id
@@ -269,15 +274,15 @@ func (k *Keys) Provider(ctx context.Context, keyRef, region string) (*Provider, 
 	if key.Region != "" {
 		region = key.Region
 	}
-	return k.provider(ctx, key.Raw, clientKey{region: region, endpoint: k.endpoint})
+	return k.provider(ctx, key.Raw, clientKey{region: region, endpoint: k.endpoint}, &k.calls)
 }
 
-func (k *Keys) provider(ctx context.Context, keyID string, ck clientKey) (*Provider, error) {
+func (k *Keys) provider(ctx context.Context, keyID string, ck clientKey, calls *atomic.Int64) (*Provider, error) {
 	c, err := k.client(ctx, ck)
 	if err != nil {
 		return nil, err
 	}
-	return &Provider{api: c, keyID: keyID, calls: &k.calls}, nil
+	return &Provider{api: c, keyID: keyID, calls: calls}, nil
 }
 
 func (k *Keys) client(ctx context.Context, ck clientKey) (*kms.Client, error) {
@@ -332,12 +337,10 @@ func (k *Keys) client(ctx context.Context, ck clientKey) (*kms.Client, error) {
 // (the key is discarded): the verification of DESIGN.md B12. Its signature
 // is the S3 sink's KeyChecker. An unusable key wraps pipeline.ErrAccess.
 func (k *Keys) CheckKey(ctx context.Context, dest *pipeline.Destination) error {
-	kp, err := k.ForDestination(dest)
+	p, err := k.forDestination(dest, &k.verifyCalls)
 	if err != nil {
 		return err
 	}
-	p := *kp.(*Provider)
-	p.calls = &k.verifyCalls
 	key, _, err := p.GenerateDataKey(ctx, map[string]string{encrypt.ContextDestination: dest.ID, "purpose": "gdexport-verification"})
 	clear(key)
 	return err

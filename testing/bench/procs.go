@@ -222,19 +222,26 @@ func (w *Worker) Metrics(ctx context.Context) (map[string]*dto.MetricFamily, err
 
 // Sum adds up every sample of a counter or gauge family (0 when absent).
 func Sum(fams map[string]*dto.MetricFamily, name string) float64 {
-	f, ok := fams[name]
-	if !ok {
-		return 0
-	}
+	return sumIf(fams, name, func(*dto.Metric) bool { return true })
+}
+
+// sumWhere adds up the samples of a family whose label has value.
+func sumWhere(fams map[string]*dto.MetricFamily, name, label, value string) float64 {
+	return sumIf(fams, name, func(m *dto.Metric) bool {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label && l.GetValue() == value {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func sumIf(fams map[string]*dto.MetricFamily, name string, keep func(*dto.Metric) bool) float64 {
 	total := 0.0
-	for _, m := range f.GetMetric() {
-		switch {
-		case m.Counter != nil:
-			total += m.Counter.GetValue()
-		case m.Gauge != nil:
-			total += m.Gauge.GetValue()
-		case m.Untyped != nil:
-			total += m.Untyped.GetValue()
+	for _, m := range fams[name].GetMetric() {
+		if keep(m) {
+			total += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
 		}
 	}
 	return total

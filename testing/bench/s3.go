@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/gdexport/gdexport/testing/containers"
 )
@@ -178,19 +177,6 @@ func s3Run(ctx context.Context, bins Binaries, dir, durability string, n int, s3
 	res.ObjectsPer1k = res.Objects * 1000 / float64(n)
 	res.BytesPerFind = bytes / float64(n)
 	return res, nil
-}
-
-// sumWhere adds up the samples of a family whose label has value.
-func sumWhere(fams map[string]*dto.MetricFamily, name, label, value string) float64 {
-	total := 0.0
-	for _, m := range fams[name].GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == label && l.GetValue() == value {
-				total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-			}
-		}
-	}
-	return total
 }
 
 // harness is a containers.TB for a program that is not a test: Fatalf

@@ -98,9 +98,11 @@ func (e *env) receivingWorker(ws []*containers.Worker) *containers.Worker {
 // sealed twice, every id's latest active version is exported exactly once.
 func TestWorkerKilledMidFlush(t *testing.T) {
 	start := time.Now()
-	// Small objects and 10-second windows make a flush many seals long, so
-	// that a kill lands inside even on a busy machine.
-	e := setup(t, options{windowOverride: 10 * time.Second, maxBatchFindings: 20})
+	// Small objects (4 findings) and 10-second windows make a flush many
+	// seals long, so that a kill lands inside even on a busy machine and
+	// now that seals no longer wait for room in the export cache (with 20,
+	// flushes ended before the kill in 5 attempts of 5).
+	e := setup(t, options{windowOverride: 10 * time.Second, maxBatchFindings: 4})
 	e.startWorkers(3)
 	p := newPlan(t, generator.Config{Seed: 31, Versions: 6000, MaxVersionsPerID: 8})
 	claims := e.watchClaims()
